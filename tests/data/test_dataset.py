@@ -14,14 +14,12 @@ def _tables(seed: int = 0):
     rng = np.random.default_rng(seed)
     samples = [f"S{i}" for i in range(12)]
     expr = pd.DataFrame(rng.normal(size=(12, 5)), index=samples, columns=list("ABCDE"))
-    resp = pd.DataFrame(rng.normal(size=(10, 3)), index=samples[2:] , columns=["d1", "d2", "d3"])
+    resp = pd.DataFrame(rng.normal(size=(10, 3)), index=samples[2:], columns=["d1", "d2", "d3"])
     resp.loc["S5", "d1"] = np.nan
     resp.loc["S3", :] = np.nan  # measured nowhere: dropped as unlabelled
     resp.loc["X9"] = [1.0, 2.0, 3.0]  # no expression
     resp["d4"] = np.nan  # never measured
-    meta = pd.DataFrame(
-        {"lineage": ["lung"] * 6 + ["skin"] * 5 + [None]}, index=samples
-    )
+    meta = pd.DataFrame({"lineage": ["lung"] * 6 + ["skin"] * 5 + [None]}, index=samples)
     return expr, resp, meta
 
 

@@ -139,7 +139,9 @@ class ScreenData:
             perturbations, responses.columns, perturbation_kind
         )
         for entry in self.dropped:
-            logger.info("%s: dropped %d %s that %s", name, entry["n"], entry["what"], entry["reason"])
+            logger.info(
+                "%s: dropped %d %s that %s", name, entry["n"], entry["what"], entry["reason"]
+            )
 
     # ------------------------------------------------------------------ construction helpers
     def _check_table(self, table: pd.DataFrame, role: str) -> pd.DataFrame:
@@ -167,7 +169,11 @@ class ScreenData:
                 path=path,
                 fix="make column names unique (e.g. resolve duplicated gene symbols)",
             )
-        non_numeric = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+        dtypes = table.dtypes
+        non_numeric = [
+            c for c, dt in zip(table.columns, dtypes, strict=True)
+            if not pd.api.types.is_numeric_dtype(dt)
+        ]
         if non_numeric:
             col = non_numeric[0]
             bad = pd.to_numeric(table[col], errors="coerce").isna() & table[col].notna()
@@ -195,7 +201,9 @@ class ScreenData:
             samples = samples[~samples.index.duplicated(keep="first")]
             missing = keep.difference(samples.index, sort=False)
             if len(missing):
-                self._drop_info("samples", missing, "have no metadata row (lineage set to 'unknown')")
+                self._drop_info(
+                    "samples", missing, "have no metadata row (lineage set to 'unknown')"
+                )
             meta = samples.reindex(keep)
         meta.index.name = "sample_id"
         if "lineage" not in meta.columns:

