@@ -25,8 +25,14 @@ def _load_target(path: Path) -> ScreenData:
     return ScreenData.read_h5ad(path)
 
 
-def _combine_for_transfer(source: ScreenData, target: ScreenData) -> ScreenData:
-    """One ScreenData holding source and target samples (shared genes and perturbations)."""
+def _combine_for_transfer(
+    source: ScreenData, target: ScreenData, target_fraction: float = 1.0, seed: int = 0
+) -> ScreenData:
+    """One ScreenData holding source and target samples (shared genes and perturbations).
+
+    Target lines are drawn (a seeded ``target_fraction`` of them); any of them also present in the
+    source is removed from the source, so every test line is unseen in training.
+    """
     import pandas as pd
 
     genes = source.genes.intersection(target.genes, sort=False)
@@ -43,22 +49,31 @@ def _combine_for_transfer(source: ScreenData, target: ScreenData) -> ScreenData:
             path=target.paths.get("dataset"),
             fix="use expression of the same gene symbols in both datasets",
         )
-    overlap = source.sample_ids.intersection(target.sample_ids)
-    tgt = target.subset(samples=target.sample_ids.difference(overlap, sort=False))
+    if not 0.0 < target_fraction <= 1.0:
+        raise InputError(f"--target-fraction must be in (0, 1], got {target_fraction}")
+    tgt_ids = target.sample_ids
+    if target_fraction < 1.0:
+        rng = np.random.default_rng(seed)
+        n = max(1, int(round(target_fraction * len(tgt_ids))))
+        tgt_ids = pd.Index(np.sort(rng.choice(tgt_ids.to_numpy(), size=n, replace=False)))
+    tgt = target.subset(samples=tgt_ids)
+    overlap = source.sample_ids.intersection(tgt.sample_ids)
+    src = source.subset(samples=source.sample_ids.difference(overlap, sort=False))
     samples = pd.concat(
-        [source.samples.assign(domain="source"), tgt.samples.assign(domain="target")]
+        [src.samples.assign(domain="source"), tgt.samples.assign(domain="target")]
     )
     combined = ScreenData(
-        pd.concat([source.expression[genes], tgt.expression[genes]]),
-        pd.concat([source.responses[perts], tgt.responses[perts]]),
+        pd.concat([src.expression[genes], tgt.expression[genes]]),
+        pd.concat([src.responses[perts], tgt.responses[perts]]),
         samples=samples,
         perturbations=source.perturbations.loc[perts],
         name=f"{source.name}->{target.name}",
+        keep_unlabelled=True,
     )
     if len(overlap):
         combined.dropped.append(
             {"what": "samples", "n": int(len(overlap)),
-             "reason": "are in both source and target; kept in the source only",
+             "reason": "are in both source and target; removed from the source (test lines unseen)",
              "examples": [str(s) for s in overlap[:5]]}
         )
     return combined
@@ -80,6 +95,9 @@ def evaluate_command(
         help=f"Comma-separated, from: {', '.join(MODEL_PRESETS)}.",
     ),
     target: Path = typer.Option(None, "--target", help="Transfer: the target dataset."),
+    target_fraction: float = typer.Option(
+        1.0, "--target-fraction", help="Transfer: fraction of target lines tested (seeded)."
+    ),
     few_shot: int = typer.Option(0, "--few-shot", help="Transfer: k target samples per "
                                  "perturbation moved into training."),
     repeats: int = typer.Option(10, "--repeats", help="unseen-cell-lines: random 80/20 repeats."),
@@ -125,7 +143,7 @@ def evaluate_command(
     if task == "transfer":
         if target is None:
             raise InputError("--task transfer needs --target DATASET", fix="give the target data")
-        screen = _combine_for_transfer(screen, _load_target(target))
+        screen = _combine_for_transfer(screen, _load_target(target), target_fraction, seed)
     screen = screen.filter_perturbations(min_labels)
     if screen.n_perturbations == 0:
         raise InputError(f"no perturbation has >= {min_labels} labelled samples",

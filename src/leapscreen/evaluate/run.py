@@ -178,15 +178,23 @@ def evaluate_models(
                     continue
             t0 = time.perf_counter()
             model = make_model(name, **model_params, **per_model_params.get(name, {}))
-            extra = unlabelled_expression
+            extra, extra_sources = unlabelled_expression, None
+            if unlabelled_expression is not None:
+                extra_sources = ["unlabelled"] * len(unlabelled_expression)
             if transductive:
-                extra = test.expression if extra is None else pd.concat([extra, test.expression])
+                # test samples come from the screen's own sources: no separate alignment
+                test_sources = list(test.samples["source"])
+                if extra is None:
+                    extra, extra_sources = test.expression, test_sources
+                else:
+                    extra = pd.concat([extra, test.expression])
+                    extra_sources = [*extra_sources, *test_sources]
             model.fit(
                 train.expression,
                 train.responses,
                 unlabelled_expression=extra,
                 sources=list(train.samples["source"]),
-                unlabelled_sources=None,
+                unlabelled_sources=extra_sources,
             )
             pred = model.predict(test.expression)
             seconds = time.perf_counter() - t0
