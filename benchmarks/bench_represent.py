@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 # OpenMP threads that spin while waiting collapse (5-10x slower) when another process shares the
@@ -35,6 +36,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.linear_model import LassoCV  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
@@ -88,6 +90,7 @@ def drug_targets(keys_train, keys_test, n_drugs: int) -> pd.DataFrame:
 
 
 def lasso_predictions(Z_tr, Z_te, Y_tr: pd.DataFrame) -> np.ndarray:
+    """LassoCV per drug (10 alphas, 5 folds) on standardised latents; held-out predictions."""
     sc = StandardScaler().fit(Z_tr)
     A_tr, A_te = sc.transform(Z_tr), sc.transform(Z_te)
     out = np.full((len(Z_te), Y_tr.shape[1]), np.nan)
@@ -95,8 +98,20 @@ def lasso_predictions(Z_tr, Z_te, Y_tr: pd.DataFrame) -> np.ndarray:
         y = Y_tr[drug].to_numpy()
         ok = np.isfinite(y)
         model = LassoCV(alphas=10, eps=1e-3, cv=5, random_state=0, max_iter=5000)
-        out[:, j] = model.fit(A_tr[ok], y[ok]).predict(A_te)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            out[:, j] = model.fit(A_tr[ok], y[ok]).predict(A_te)
     return out
+
+
+def pairwise_prediction_correlation(preds: list[np.ndarray]) -> float:
+    """Mean over seed pairs and drugs of the Pearson correlation of held-out predictions."""
+    values = []
+    for a, b in itertools.combinations(preds, 2):
+        for k in range(a.shape[1]):
+            if np.std(a[:, k]) > 0 and np.std(b[:, k]) > 0:
+                values.append(np.corrcoef(a[:, k], b[:, k])[0, 1])
+    return float(np.mean(values))
 
 
 def mean_spearman(pred: np.ndarray, Y_te: pd.DataFrame) -> float:
@@ -112,12 +127,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--ref-max-epochs", type=int, default=300)
+    ap.add_argument("--ref-seeds", type=int, default=1)
     ap.add_argument("--n-drugs", type=int, default=20)
     ap.add_argument("--no-closed-form", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    t_start = time.perf_counter()
     results: dict = {
         "threads": args.threads,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
@@ -157,7 +174,8 @@ def main() -> None:
         ev["cpu_s"] = cpu
         ours.append((m, el, ev))
         say(
-            f"ours seed {seed}: {el:6.1f} s (cpu {cpu:.0f} s), best epoch {m.best_epoch_}/{len(m.history_['val'])}, "
+            f"ours seed {seed}: {el:6.1f} s (cpu {cpu:.0f} s), "
+            f"best epoch {m.best_epoch_}/{len(m.history_['val'])}, "
             f"held-out MSE {ev['heldout_mse_clean']:.4f}, "
             f"masked obj {ev['heldout_masked_objective']:.4f}"
         )
@@ -176,39 +194,50 @@ def main() -> None:
         ],
     }
 
-    # ---- reference schedule: one seed
-    t0, c0 = time.perf_counter(), time.process_time()
+    # ---- reference schedule: one seed (more with --ref-seeds)
     ref_params = dict(REFERENCE, max_epochs=min(1000, args.ref_max_epochs))
-    ref = DAMAE(latent_dim=256, mask_prob=0.3, random_state=0, **ref_params).fit(X_tr)
-    el, cpu = time.perf_counter() - t0, time.process_time() - c0
-    ev = evaluate(ref)
-    n_val, n_refit = len(ref.history_["val"]), len(ref.history_["refit"])
-    # per-epoch costs: validation epochs see 80% of the lines, refit epochs all of them
-    per_epoch = el / (0.8 * n_val + n_refit)
     capped = ref_params["max_epochs"] < 1000
-    full_val = 1000 if capped else n_val
-    full_refit = 1000 if capped else n_refit  # the reference never stopped early (documented)
-    extrapolated = per_epoch * (0.8 * full_val + full_refit)
+    refs, ref_runs = [], []
+    for seed in range(args.ref_seeds):
+        t0, c0 = time.perf_counter(), time.process_time()
+        ref = DAMAE(latent_dim=256, mask_prob=0.3, random_state=seed, **ref_params).fit(X_tr)
+        el, cpu = time.perf_counter() - t0, time.process_time() - c0
+        ev = evaluate(ref)
+        n_val, n_refit = len(ref.history_["val"]), len(ref.history_["refit"])
+        # per-epoch cost: validation epochs see 80% of the lines, refit epochs all of them
+        per_epoch = el / (0.8 * n_val + n_refit)
+        full_val = 1000 if capped else n_val
+        full_refit = 1000 if capped else n_refit  # the reference never stopped early (documented)
+        extrapolated = per_epoch * (0.8 * full_val + full_refit)
+        refs.append(ref)
+        ref_runs.append(
+            {
+                "seed": seed,
+                "time_s": el,
+                "cpu_s": cpu,
+                "val_epochs": n_val,
+                "refit_epochs": n_refit,
+                "best_epoch": ref.best_epoch_,
+                "extrapolated_full_time_s": extrapolated,
+                **ev,
+            }
+        )
+        say(
+            f"reference seed {seed}: {el:6.1f} s (cpu {cpu:.0f} s; {n_val} val + {n_refit} refit "
+            f"epochs{', capped' if capped else ''}), best epoch {ref.best_epoch_}, "
+            f"held-out MSE {ev['heldout_mse_clean']:.4f}, "
+            f"masked obj {ev['heldout_masked_objective']:.4f}; "
+            f"full reference, 5 seeds: {5 * extrapolated / 60:.1f} min"
+            + (" (extrapolated)" if capped else " (5 x this seed)")
+        )
+    ref = refs[0]
     results["reference"] = {
         "params": ref.get_params(),
-        "time_s": el,
-        "cpu_s": cpu,
-        "val_epochs": n_val,
-        "refit_epochs": n_refit,
-        "best_epoch": ref.best_epoch_,
         "capped": capped,
-        "extrapolated_full_time_s_one_seed": extrapolated,
-        "extrapolated_full_time_s_five_seeds": 5 * extrapolated,
-        **ev,
+        "per_seed": ref_runs,
+        "full_time_s_five_seeds": 5
+        * float(np.mean([r["extrapolated_full_time_s"] for r in ref_runs])),
     }
-    say(
-        f"reference seed 0: {el:6.1f} s (cpu {cpu:.0f} s; {n_val} val + {n_refit} refit epochs"
-        f"{', capped' if capped else ''}), best epoch {ref.best_epoch_}, "
-        f"held-out MSE {ev['heldout_mse_clean']:.4f}, "
-        f"masked obj {ev['heldout_masked_objective']:.4f}; "
-        f"full reference, 5 seeds: {5 * extrapolated / 60:.1f} min"
-        + (" (extrapolated)" if capped else " (5 x measured)")
-    )
 
     # ---- baselines: PCA and the exact optimum of the masked linear objective
     t0 = time.perf_counter()
@@ -249,11 +278,25 @@ def main() -> None:
         ),
         "reference_vs_ours_mean_cos2": subspace_similarity(W_ref, Ws[0])[0],
         "reference_vs_pca_mean_cos2": subspace_similarity(W_ref, pca.components_.T)[0],
+        "reference_pairwise_mean_cos2": (
+            float(
+                np.mean(
+                    [
+                        subspace_similarity(a.linear_map()[0], b.linear_map()[0])[0]
+                        for a, b in itertools.combinations(refs, 2)
+                    ]
+                )
+            )
+            if len(refs) > 1
+            else None
+        ),
         "random_subspaces_expected_cos2": 256 / X_tr.shape[1],
     }
     say(
         "encoder subspace similarity (mean cos^2 of principal angles): "
-        + json.dumps({k: round(v, 3) for k, v in results["diversity"].items()})
+        + json.dumps(
+            {k: None if v is None else round(v, 3) for k, v in results["diversity"].items()}
+        )
     )
 
     # ---- diversity: downstream LASSO on GDSC2 AUC
@@ -261,22 +304,25 @@ def main() -> None:
     Y_tr, Y_te = Y.loc[train_keys], Y.loc[test_keys]
     t0 = time.perf_counter()
     preds = [lasso_predictions(m.transform(X_tr), m.transform(X_te), Y_tr) for m, _, _ in ours]
-    pred_ref = lasso_predictions(ref.transform(X_tr), ref.transform(X_te), Y_tr)
+    preds_ref = [lasso_predictions(r.transform(X_tr), r.transform(X_te), Y_tr) for r in refs]
     pred_pca = lasso_predictions(pca.transform(X_tr), pca.transform(X_te), Y_tr)
     single = [mean_spearman(p, Y_te) for p in preds]
     ens = mean_spearman(np.mean(preds, axis=0), Y_te)
-    agree = []
-    for i, j in itertools.combinations(range(len(preds)), 2):
-        agree.append(
-            np.mean([np.corrcoef(preds[i][:, k], preds[j][:, k])[0, 1] for k in range(Y.shape[1])])
-        )
+    agree = pairwise_prediction_correlation(preds)
+    single_ref = [mean_spearman(p, Y_te) for p in preds_ref]
     results["downstream_lasso_gdsc2_auc"] = {
         "n_drugs": int(Y.shape[1]),
         "n_test_lines": int(len(test_keys)),
         "ours_single_seed_spearman": single,
         "ours_ensemble_spearman": ens,
-        "ours_pairwise_prediction_correlation": float(np.mean(agree)),
-        "reference_single_seed_spearman": mean_spearman(pred_ref, Y_te),
+        "ours_pairwise_prediction_correlation": agree,
+        "reference_single_seed_spearman": single_ref,
+        "reference_ensemble_spearman": (
+            mean_spearman(np.mean(preds_ref, axis=0), Y_te) if len(refs) > 1 else None
+        ),
+        "reference_pairwise_prediction_correlation": (
+            pairwise_prediction_correlation(preds_ref) if len(refs) > 1 else None
+        ),
         "pca256_spearman": mean_spearman(pred_pca, Y_te),
         "time_s": time.perf_counter() - t0,
     }
@@ -284,12 +330,22 @@ def main() -> None:
     say(
         f"LASSO on latents, {d['n_drugs']} GDSC2 drugs (AUC), {d['n_test_lines']} held-out lines: "
         f"single seeds Spearman {np.mean(single):.3f} (range {min(single):.3f}-{max(single):.3f}), "
-        f"5-seed ensemble {ens:.3f}; seed-pair prediction correlation {np.mean(agree):.3f}; "
-        f"reference-schedule seed {d['reference_single_seed_spearman']:.3f}; "
-        f"PCA {d['pca256_spearman']:.3f}"
+        f"{len(preds)}-seed ensemble {ens:.3f}; seed-pair prediction correlation {agree:.3f}; "
+        f"reference-schedule single seeds {np.mean(single_ref):.3f}"
+        + (
+            f", {len(refs)}-seed ensemble {d['reference_ensemble_spearman']:.3f}, seed-pair "
+            f"prediction correlation {d['reference_pairwise_prediction_correlation']:.3f}"
+            if len(refs) > 1
+            else ""
+        )
+        + f"; PCA {d['pca256_spearman']:.3f}"
     )
     results["load_avg_end"] = os.getloadavg()
-    say(f"load average start {results['load_avg_start']}, end {results['load_avg_end']}")
+    results["total_time_s"] = time.perf_counter() - t_start
+    say(
+        f"total {results['total_time_s']:.0f} s; load average start "
+        f"{results['load_avg_start']}, end {results['load_avg_end']}"
+    )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2, default=float))

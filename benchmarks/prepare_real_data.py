@@ -69,7 +69,9 @@ def main() -> None:
     models = pd.read_csv(model_csv, usecols=["ModelID", "CCLEName"]).dropna()
     ccle_to_model = dict(zip(models["CCLEName"], models["ModelID"], strict=True))
     classes = pd.read_parquet(
-        shared / "depmap_crispr" / "depmap_crispr_22Q1_oncodb_categorical_genes_x_lines_int8.parquet"
+        shared
+        / "depmap_crispr"
+        / "depmap_crispr_22Q1_oncodb_categorical_genes_x_lines_int8.parquet"
     ).T
     classes.index = [ccle_to_model.get(c, c) for c in classes.index]
     classes = classes[~classes.index.duplicated()]
@@ -80,20 +82,26 @@ def main() -> None:
     classes = classes.loc[:, (dep >= 10) & (weak >= 10)]
     save(
         "crispr22q1_classes",
-        ScreenData(expr, classes, samples=samples, name="crispr22q1_classes",
-                   perturbation_kind="gene"),
+        ScreenData(
+            expr, classes, samples=samples, name="crispr22q1_classes", perturbation_kind="gene"
+        ),
     )
 
     parts = []
     for tissue in ("liver", "neuroblastoma"):
-        p = shared / "depmap_crispr" / f"chronos_pythonflex_{tissue}_cell_lines_500_genes_x_lines.parquet"
+        p = (
+            shared
+            / "depmap_crispr"
+            / f"chronos_pythonflex_{tissue}_cell_lines_500_genes_x_lines.parquet"
+        )
         parts.append(pd.read_parquet(p).T)
     chronos = pd.concat(parts).astype(np.float32)
     chronos = chronos[~chronos.index.duplicated()]
     save(
         "chronos_liver_nb",
-        ScreenData(expr, chronos, samples=samples, name="chronos_liver_nb",
-                   perturbation_kind="gene"),
+        ScreenData(
+            expr, chronos, samples=samples, name="chronos_liver_nb", perturbation_kind="gene"
+        ),
     )
 
 

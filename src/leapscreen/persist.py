@@ -76,6 +76,10 @@ def _object_state(obj: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             arrays[key] = value
         elif isinstance(value, np.generic):
             params[key] = value.item()
+        elif isinstance(value, (type, np.dtype)):
+            params[key] = np.dtype(value).name  # e.g. dtype=np.float64 -> "float64"
+        elif isinstance(value, tuple):
+            params[key] = list(value)
         elif _jsonable(value):
             params[key] = value
         else:

@@ -16,8 +16,9 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    data, _ = simulate_screen(n_samples=80, n_genes=150, n_perturbations=5, n_lineages=3,
-                              random_state=2)
+    data, _ = simulate_screen(
+        n_samples=80, n_genes=150, n_perturbations=5, n_lineages=3, random_state=2
+    )
     path = tmp_path_factory.mktemp("d") / "sim"
     data.write_parquet(path)
     return data, path
@@ -33,8 +34,21 @@ def config(tmp_path_factory):
 def test_fit_predict_round_trip(dataset, config, tmp_path):
     data, path = dataset
     model_dir = tmp_path / "model"
-    res = runner.invoke(app, ["fit", "--data", str(path), "--config", str(config),
-                              "--out", str(model_dir), "--min-labels", "5", "-q"])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            "--data",
+            str(path),
+            "--config",
+            str(config),
+            "--out",
+            str(model_dir),
+            "--min-labels",
+            "5",
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.output
     new = tmp_path / "new.csv"
     data.expression.iloc[:3].to_csv(new)
@@ -48,23 +62,35 @@ def test_fit_predict_round_trip(dataset, config, tmp_path):
     res = runner.invoke(app, ["predict", str(model_dir), str(new), "--out", str(out)])
     assert res.exit_code == 2 and "never overwrites" in res.output
     assert out.read_bytes() == before  # the user's file is untouched
-    res = runner.invoke(app, ["predict", str(model_dir), str(new), "--out", str(out),
-                              "--overwrite", "--wide", "-q"])
+    res = runner.invoke(
+        app, ["predict", str(model_dir), str(new), "--out", str(out), "--overwrite", "--wide", "-q"]
+    )
     assert res.exit_code == 0
     assert pd.read_csv(out).shape == (3, data.n_perturbations + 1)
 
 
 def test_predict_bad_inputs(dataset, tmp_path):
     _, path = dataset
-    res = runner.invoke(app, ["predict", str(tmp_path), str(tmp_path / "x.csv"),
-                              "--out", str(tmp_path / "p.csv")])
+    res = runner.invoke(
+        app, ["predict", str(tmp_path), str(tmp_path / "x.csv"), "--out", str(tmp_path / "p.csv")]
+    )
     assert res.exit_code == 2 and "not a leapscreen model" in res.output
     assert "Traceback" not in res.output
 
 
 def test_fit_bad_inputs(tmp_path):
-    res = runner.invoke(app, ["fit", "--expression", str(tmp_path / "missing.csv"),
-                              "--responses", str(tmp_path / "r.csv"), "--out", str(tmp_path / "m")])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            "--expression",
+            str(tmp_path / "missing.csv"),
+            "--responses",
+            str(tmp_path / "r.csv"),
+            "--out",
+            str(tmp_path / "m"),
+        ],
+    )
     assert res.exit_code == 2 and "missing.csv" in res.output
     res = runner.invoke(app, ["fit", "--out", str(tmp_path / "m")])
     assert res.exit_code == 2 and "no training data" in res.output
@@ -73,9 +99,26 @@ def test_fit_bad_inputs(tmp_path):
 def test_evaluate_resumes_from_cache(dataset, tmp_path):
     _, path = dataset
     out = tmp_path / "eval"
-    args = ["evaluate", "--data", str(path), "--models", "mean,ridge,leap-ps-lasso",
-            "--repeats", "2", "--seeds", "2", "--latent-dim", "8", "--n-genes", "100",
-            "--min-labels", "5", "--out", str(out), "-q"]
+    args = [
+        "evaluate",
+        "--data",
+        str(path),
+        "--models",
+        "mean,ridge,leap-ps-lasso",
+        "--repeats",
+        "2",
+        "--seeds",
+        "2",
+        "--latent-dim",
+        "8",
+        "--n-genes",
+        "100",
+        "--min-labels",
+        "5",
+        "--out",
+        str(out),
+        "-q",
+    ]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     first = pd.read_csv(out / "results.csv")

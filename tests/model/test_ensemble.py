@@ -20,8 +20,15 @@ FAST_AE = {"max_epochs": 40, "patience": 5}
 @pytest.fixture(scope="module")
 def sim():
     data, truth = simulate_screen(
-        n_samples=160, n_genes=300, n_perturbations=12, n_lineages=4, n_programmes=6,
-        frac_missing=0.15, kind="gene", noise=0.5, random_state=3,
+        n_samples=160,
+        n_genes=300,
+        n_perturbations=12,
+        n_lineages=4,
+        n_programmes=6,
+        frac_missing=0.15,
+        kind="gene",
+        noise=0.5,
+        random_state=3,
     )
     train = data.sample_ids[:120]
     test = data.sample_ids[120:]
@@ -32,8 +39,12 @@ def sim():
 def fitted(sim):
     data, _, train, _ = sim
     model = LEAP(
-        representation="damae", n_seeds=3, latent_dim=16, n_genes=200,
-        representation_params=FAST_AE, random_state=0,
+        representation="damae",
+        n_seeds=3,
+        latent_dim=16,
+        n_genes=200,
+        representation_params=FAST_AE,
+        random_state=0,
     )
     return model.fit(data.expression.loc[train], data.responses.loc[train])
 
@@ -52,9 +63,13 @@ def test_collapse_agrees_with_layered(sim, fitted):
 
 def test_mixed_representations_collapse(sim):
     data, _, train, test = sim
-    model = LEAP(representation=["damae", "pca"], n_seeds=2, latent_dim=8, n_genes=150,
-                 representation_params=FAST_AE).fit(data.expression.loc[train],
-                                                   data.responses.loc[train])
+    model = LEAP(
+        representation=["damae", "pca"],
+        n_seeds=2,
+        latent_dim=8,
+        n_genes=150,
+        representation_params=FAST_AE,
+    ).fit(data.expression.loc[train], data.responses.loc[train])
     assert len(model.members_) == 4
     a = model.predict(data.expression.loc[test])
     b = model.predict(data.expression.loc[test], layered=True)
@@ -90,8 +105,9 @@ def test_leap_learns_planted_signal_and_beats_mean(sim):
     y_test = data.responses.loc[test]
     scores = {}
     for name in ("mean", "leap-ps-lasso"):
-        model = make_model(name, latent_dim=16, n_genes=200, n_seeds=3,
-                           representation_params=FAST_AE)
+        model = make_model(
+            name, latent_dim=16, n_genes=200, n_seeds=3, representation_params=FAST_AE
+        )
         model.fit(data.expression.loc[train], data.responses.loc[train])
         pred = model.predict(data.expression.loc[test])
         rho = []
@@ -108,9 +124,16 @@ def test_leap_learns_planted_signal_and_beats_mean(sim):
 
 def test_seeds_reproduce(sim):
     data, _, train, test = sim
-    kw = dict(representation="damae", n_seeds=2, latent_dim=8, n_genes=100,
-              representation_params=FAST_AE, random_state=7)
+    kw = dict(
+        representation="damae",
+        n_seeds=2,
+        latent_dim=8,
+        n_genes=100,
+        representation_params=FAST_AE,
+        random_state=7,
+    )
     a = LEAP(**kw).fit(data.expression.loc[train], data.responses.loc[train])
     b = LEAP(**kw).fit(data.expression.loc[train], data.responses.loc[train])
-    pd.testing.assert_frame_equal(a.predict(data.expression.loc[test]),
-                                  b.predict(data.expression.loc[test]))
+    pd.testing.assert_frame_equal(
+        a.predict(data.expression.loc[test]), b.predict(data.expression.loc[test])
+    )

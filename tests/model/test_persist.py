@@ -18,8 +18,13 @@ from leapscreen.errors import InputError, ModelFormatError
 @pytest.fixture(scope="module")
 def model_and_data(tmp_path_factory):
     data, _ = simulate_screen(n_samples=90, n_genes=120, n_perturbations=6, random_state=1)
-    model = LEAP(representation=["damae", "pca"], n_seeds=2, latent_dim=8, n_genes=100,
-                 representation_params={"max_epochs": 20, "patience": 3})
+    model = LEAP(
+        representation=["damae", "pca"],
+        n_seeds=2,
+        latent_dim=8,
+        n_genes=100,
+        representation_params={"max_epochs": 20, "patience": 3},
+    )
     model.fit(data.expression.iloc[:70], data.responses.iloc[:70])
     path = tmp_path_factory.mktemp("m") / "model"
     model.save(path)
@@ -39,8 +44,11 @@ def test_round_trip_in_fresh_process(model_and_data, tmp_path):
         f"q = m.predict(pd.read_parquet({str(expr_file)!r}), layered=True);"
         f"p.to_parquet({str(out)!r}); assert abs(p - q).to_numpy().max() < 1e-5"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, env={"CUDA_VISIBLE_DEVICES": "",
-                   **__import__("os").environ})
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        env={"CUDA_VISIBLE_DEVICES": "", **__import__("os").environ},
+    )
     fresh = pd.read_parquet(out)
     np.testing.assert_allclose(fresh.to_numpy(), model.predict(new).to_numpy(), atol=1e-6)
 

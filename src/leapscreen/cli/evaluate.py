@@ -59,9 +59,7 @@ def _combine_for_transfer(
     tgt = target.subset(samples=tgt_ids)
     overlap = source.sample_ids.intersection(tgt.sample_ids)
     src = source.subset(samples=source.sample_ids.difference(overlap, sort=False))
-    samples = pd.concat(
-        [src.samples.assign(domain="source"), tgt.samples.assign(domain="target")]
-    )
+    samples = pd.concat([src.samples.assign(domain="source"), tgt.samples.assign(domain="target")])
     combined = ScreenData(
         pd.concat([src.expression[genes], tgt.expression[genes]]),
         pd.concat([src.responses[perts], tgt.responses[perts]]),
@@ -72,17 +70,24 @@ def _combine_for_transfer(
     )
     if len(overlap):
         combined.dropped.append(
-            {"what": "samples", "n": int(len(overlap)),
-             "reason": "are in both source and target; removed from the source (test lines unseen)",
-             "examples": [str(s) for s in overlap[:5]]}
+            {
+                "what": "samples",
+                "n": int(len(overlap)),
+                "reason": "are in both source and target; removed from the source (test lines unseen)",
+                "examples": [str(s) for s in overlap[:5]],
+            }
         )
     return combined
 
 
 @handle_errors
 def evaluate_command(
-    out: Path = typer.Option(..., "--out", "-o", help="Output directory (results, figures, report;"
-                             " rerun with the same --out to resume)."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Output directory (results, figures, report; rerun with the same --out to resume).",
+    ),
     data: Path = typer.Option(
         None, "--data", help="Dataset: a directory or .h5ad written by leapscreen, or 'demo'."
     ),
@@ -91,15 +96,17 @@ def evaluate_command(
     samples: Path = typer.Option(None, "--samples", help="Sample metadata (e.g. Model.csv)."),
     task: str = typer.Option("unseen-cell-lines", "--task", help=f"One of: {', '.join(TASKS)}."),
     models: str = typer.Option(
-        "mean,ridge,ps-lasso,leap-ps-lasso", "--models",
+        "mean,ridge,ps-lasso,leap-ps-lasso",
+        "--models",
         help=f"Comma-separated, from: {', '.join(MODEL_PRESETS)}.",
     ),
     target: Path = typer.Option(None, "--target", help="Transfer: the target dataset."),
     target_fraction: float = typer.Option(
         1.0, "--target-fraction", help="Transfer: fraction of target lines tested (seeded)."
     ),
-    few_shot: int = typer.Option(0, "--few-shot", help="Transfer: k target samples per "
-                                 "perturbation moved into training."),
+    few_shot: int = typer.Option(
+        0, "--few-shot", help="Transfer: k target samples per perturbation moved into training."
+    ),
     repeats: int = typer.Option(10, "--repeats", help="unseen-cell-lines: random 80/20 repeats."),
     test_fraction: float = typer.Option(0.2, "--test-fraction"),
     min_lineage_samples: int = typer.Option(
@@ -108,18 +115,26 @@ def evaluate_command(
     max_lineages: int = typer.Option(
         0, "--max-lineages", help="unseen-lineage: hold out only the N largest (0 = all)."
     ),
-    min_labels: int = typer.Option(75, "--min-labels", help="Drop perturbations with fewer "
-                                   "labelled samples (reference: 75 drugs, 50 dependency)."),
+    min_labels: int = typer.Option(
+        75,
+        "--min-labels",
+        help="Drop perturbations with fewer labelled samples (reference: 75 drugs, 50 dependency).",
+    ),
     seeds: int = typer.Option(5, "--seeds", help="Representation seeds of LEAP models."),
     latent_dim: int = typer.Option(256, "--latent-dim"),
     n_genes: int = typer.Option(5000, "--n-genes"),
     log_transform: bool = typer.Option(False, "--log-transform"),
     transductive: bool = typer.Option(
-        False, "--transductive",
+        False,
+        "--transductive",
         help="Pretrain representations on test samples' expression too (never their labels).",
     ),
-    sensitive: str = typer.Option("low", "--sensitive", help="Which end is sensitive: low "
-                                  "(LN_IC50, gene effect) or high (AAC, dependency probability)."),
+    sensitive: str = typer.Option(
+        "low",
+        "--sensitive",
+        help="Which end is sensitive: low "
+        "(LN_IC50, gene effect) or high (AAC, dependency probability).",
+    ),
     top_k: int = typer.Option(10, "--top-k", help="k of precision at k."),
     seed: int = typer.Option(0, "--seed", help="Seed of splits and models."),
     device: str = typer.Option("cpu", "--device"),
@@ -146,29 +161,45 @@ def evaluate_command(
         screen = _combine_for_transfer(screen, _load_target(target), target_fraction, seed)
     screen = screen.filter_perturbations(min_labels)
     if screen.n_perturbations == 0:
-        raise InputError(f"no perturbation has >= {min_labels} labelled samples",
-                         fix="lower --min-labels")
+        raise InputError(
+            f"no perturbation has >= {min_labels} labelled samples", fix="lower --min-labels"
+        )
 
     if task == "unseen-cell-lines":
-        splits = unseen_samples(screen.sample_ids, n_repeats=repeats,
-                                test_fraction=test_fraction, random_state=seed)
+        splits = unseen_samples(
+            screen.sample_ids, n_repeats=repeats, test_fraction=test_fraction, random_state=seed
+        )
     elif task == "kfold":
         splits = kfold(screen.sample_ids, n_splits=5, random_state=seed)
     elif task == "unseen-lineage":
         counts = screen.samples["lineage"].value_counts()
-        use = [lin for lin in counts.index if counts[lin] >= min_lineage_samples and lin != "unknown"]
+        use = [
+            lin for lin in counts.index if counts[lin] >= min_lineage_samples and lin != "unknown"
+        ]
         if max_lineages:
             use = use[:max_lineages]
-        splits = unseen_lineage(screen.sample_ids, screen.samples["lineage"],
-                                min_samples=min_lineage_samples, lineages_to_use=use)
+        splits = unseen_lineage(
+            screen.sample_ids,
+            screen.samples["lineage"],
+            min_samples=min_lineage_samples,
+            lineages_to_use=use,
+        )
     else:
         dom = screen.samples["domain"]
-        splits = transfer(screen.sample_ids[dom.to_numpy() == "source"],
-                          screen.sample_ids[dom.to_numpy() == "target"],
-                          few_shot_k=few_shot, responses=screen.responses, random_state=seed)
+        splits = transfer(
+            screen.sample_ids[dom.to_numpy() == "source"],
+            screen.sample_ids[dom.to_numpy() == "target"],
+            few_shot_k=few_shot,
+            responses=screen.responses,
+            random_state=seed,
+        )
     params: dict[str, Any] = {
-        "n_seeds": seeds, "latent_dim": latent_dim, "n_genes": n_genes,
-        "log_transform": log_transform, "random_state": seed, "device": device,
+        "n_seeds": seeds,
+        "latent_dim": latent_dim,
+        "n_genes": n_genes,
+        "log_transform": log_transform,
+        "random_state": seed,
+        "device": device,
     }
     if not quiet:
         console.print(
@@ -178,17 +209,26 @@ def evaluate_command(
     out.mkdir(parents=True, exist_ok=True)
     with progress_bar(quiet, "evaluate", len(splits) * len(names)) as advance:
         result = evaluate_models(
-            screen, names, splits, model_params=params, transductive=transductive,
-            sensitive=sensitive, top_k=top_k, cache_dir=out / "cache",
-            settings={"task": task, "min_labels": min_labels, "seed": seed}, progress=advance,
+            screen,
+            names,
+            splits,
+            model_params=params,
+            transductive=transductive,
+            sensitive=sensitive,
+            top_k=top_k,
+            cache_dir=out / "cache",
+            settings={"task": task, "min_labels": min_labels, "seed": seed},
+            progress=advance,
         )
     seconds = time.perf_counter() - t0
     result.settings["wall_seconds"] = round(seconds, 1)
     _write_outputs(out, result, names, task)
     if not quiet:
         _print_summary(result, names)
-        console.print(f"wrote {out}/results.csv, per_perturbation.parquet, figures/, report.html "
-                      f"({seconds:.0f}s, peak RSS {result.settings['peak_rss_mb']:.0f} MB)")
+        console.print(
+            f"wrote {out}/results.csv, per_perturbation.parquet, figures/, report.html "
+            f"({seconds:.0f}s, peak RSS {result.settings['peak_rss_mb']:.0f} MB)"
+        )
 
 
 def _write_outputs(out: Path, result, names: list[str], task: str) -> None:
@@ -202,26 +242,40 @@ def _write_outputs(out: Path, result, names: list[str], task: str) -> None:
     write_table_atomic(result.summary, out / "results.csv", overwrite=True)
     write_table_atomic(result.per_perturbation, out / "per_perturbation.parquet", overwrite=True)
     write_table_atomic(result.timings, out / "timings.csv", overwrite=True)
-    figures = {"Per-perturbation Spearman by model": plot_score_distribution(
-        result.per_perturbation, models=names)}
+    figures = {
+        "Per-perturbation Spearman by model": plot_score_distribution(
+            result.per_perturbation, models=names
+        )
+    }
     leap = [m for m in names if m.startswith("leap")]
     single = [m for m in names if m in ("ps-lasso", "pca-ps-lasso")]
     if leap and single:
         figures["LEAP vs single representation"] = plot_model_scatter(
-            result.per_perturbation, x_model=single[0], y_model=leap[0])
+            result.per_perturbation, x_model=single[0], y_model=leap[0]
+        )
     elif "ridge" in names and leap:
         figures["LEAP vs ridge"] = plot_model_scatter(
-            result.per_perturbation, x_model="ridge", y_model=leap[0])
+            result.per_perturbation, x_model="ridge", y_model=leap[0]
+        )
     if task == "unseen-lineage":
         figures["Scores by held-out lineage"] = plot_lineage_scores(
-            result.per_perturbation, models=names)
+            result.per_perturbation, models=names
+        )
     fig_dir = out / "figures"
     fig_dir.mkdir(exist_ok=True)
     for i, (title, fig) in enumerate(figures.items()):
-        fig.savefig(fig_dir / f"{i + 1}_{title.lower().replace(' ', '_')}.png", dpi=110,
-                    bbox_inches="tight")
-    write_html_report(out / "report.html", f"leapscreen evaluation: {task}", result.summary,
-                      result.per_perturbation, figures, result.settings, overwrite=True)
+        fig.savefig(
+            fig_dir / f"{i + 1}_{title.lower().replace(' ', '_')}.png", dpi=110, bbox_inches="tight"
+        )
+    write_html_report(
+        out / "report.html",
+        f"leapscreen evaluation: {task}",
+        result.summary,
+        result.per_perturbation,
+        figures,
+        result.settings,
+        overwrite=True,
+    )
 
 
 def _print_summary(result, names: list[str]) -> None:

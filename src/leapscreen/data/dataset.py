@@ -171,7 +171,8 @@ class ScreenData:
             )
         dtypes = table.dtypes
         non_numeric = [
-            c for c, dt in zip(table.columns, dtypes, strict=True)
+            c
+            for c, dt in zip(table.columns, dtypes, strict=True)
             if not pd.api.types.is_numeric_dtype(dt)
         ]
         if non_numeric:

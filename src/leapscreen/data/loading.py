@@ -106,8 +106,11 @@ def load_screen(
         samples=meta,
         perturbations=perturbations,
         name=Path(responses).stem,
-        paths={"expression": str(expression), "responses": str(responses),
-               **({"samples": str(samples)} if samples else {})},
+        paths={
+            "expression": str(expression),
+            "responses": str(responses),
+            **({"samples": str(samples)} if samples else {}),
+        },
         min_shared_samples=min_shared_samples,
         perturbation_kind=p_kind,
     )

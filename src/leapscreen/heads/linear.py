@@ -1,0 +1,328 @@
+"""Baseline heads in the interface of :class:`~leapscreen.heads.lasso.PSLassoHead`.
+
+* :class:`MeanHead` - the training mean of every perturbation (the floor every model must beat);
+* :class:`RidgeHead` - per-perturbation ridge regression, penalty chosen by cross-validation;
+* :class:`ElasticNetHead` - PS-LASSO with ``l1_ratio=0.5`` (PS-ElasticNet of the paper).
+
+All heads accept responses with NaN (missing) entries, use each perturbation's labelled rows only,
+and expose ``coef_mean_`` (d x p) and ``intercept_mean_`` (p,) so that
+``predict(Z) == Z @ coef_mean_ + intercept_mean_``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from leapscreen.errors import InputError
+from leapscreen.heads.lasso import (
+    PSLassoHead,
+    kfold_assignment,
+    spearman_columns,
+    validate_x,
+    validate_xy,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MeanHead", "RidgeHead", "ElasticNetHead"]
+
+_TIE = 1e-12  # scores this close are ties
+
+
+class _LinearPredictMixin:
+    """``predict`` for heads that collapse to one linear map."""
+
+    coef_mean_: np.ndarray
+    intercept_mean_: np.ndarray
+    n_features_in_: int
+
+    def predict(self, Z: np.ndarray) -> np.ndarray:
+        """Predict every perturbation: ``Z @ coef_mean_ + intercept_mean_``.
+
+        Parameters
+        ----------
+        Z : array of shape (n_samples, n_features)
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples, n_perturbations)
+        """
+        if not hasattr(self, "coef_mean_"):
+            raise InputError(
+                f"this {type(self).__name__} is not fitted yet", fix="call fit(Z, Y) first"
+            )
+        Zv = validate_x(Z, n_features=self.n_features_in_)
+        return Zv @ self.coef_mean_ + self.intercept_mean_
+
+
+class MeanHead(_LinearPredictMixin):
+    """Predict the training mean of every perturbation (over its labelled rows).
+
+    Attributes
+    ----------
+    coef_mean_ : ndarray (d, p) of zeros
+    intercept_mean_ : ndarray (p,)
+        Mean of the labelled responses (NaN for a perturbation without any label).
+    n_train_ : ndarray (p,)
+    """
+
+    def fit(self, Z: np.ndarray, Y: np.ndarray) -> MeanHead:
+        """Store the mean of every column of ``Y`` over its non-missing rows.
+
+        Parameters
+        ----------
+        Z : array of shape (n_samples, n_features)
+        Y : array of shape (n_samples, n_perturbations), NaN = missing
+
+        Returns
+        -------
+        self
+        """
+        Zv, Yv, _ = validate_xy(Z, Y)
+        labelled = ~np.isnan(Yv)
+        n_lab = labelled.sum(axis=0)
+        total = np.where(labelled, Yv, 0.0).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n_lab > 0, total / np.maximum(n_lab, 1), np.nan)
+        if (n_lab == 0).any():
+            logger.warning(
+                "%d perturbation(s) have no labelled row; their prediction is NaN",
+                int((n_lab == 0).sum()),
+            )
+        self.coef_mean_ = np.zeros((Zv.shape[1], Yv.shape[1]))
+        self.intercept_mean_ = mean
+        self.n_train_ = n_lab.astype(np.int64)
+        self.n_features_in_ = Zv.shape[1]
+        return self
+
+
+class ElasticNetHead(PSLassoHead):
+    """PS-ElasticNet: :class:`PSLassoHead` with ``l1_ratio=0.5`` by default.
+
+    All parameters and attributes are those of :class:`PSLassoHead`.
+    """
+
+    def __init__(
+        self,
+        n_alphas: int = 10,
+        eps: float = 1e-3,
+        n_folds: int = 5,
+        l1_ratio: float = 0.5,
+        standardize: bool = True,
+        tol: float = 1e-6,
+        max_iter: int = 1000,
+        random_state: int | None = 0,
+        device: str = "cpu",
+        dtype: type | str = np.float64,
+        n_substeps: int = 2,
+        n_jobs: int | None = None,
+    ) -> None:
+        super().__init__(
+            n_alphas=n_alphas,
+            eps=eps,
+            n_folds=n_folds,
+            l1_ratio=l1_ratio,
+            standardize=standardize,
+            tol=tol,
+            max_iter=max_iter,
+            random_state=random_state,
+            device=device,
+            dtype=dtype,
+            n_substeps=n_substeps,
+            n_jobs=n_jobs,
+        )
+
+
+def _centred_kernels(
+    kernel: np.ndarray, tr: np.ndarray, va: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation kernels of features centred on the training rows ``tr``."""
+    K_tr = kernel[np.ix_(tr, tr)]
+    K_va = kernel[np.ix_(va, tr)]
+    row = K_tr.mean(axis=0)
+    total = row.mean()
+    K_tr = K_tr - row[None, :] - row[:, None] + total
+    K_va = K_va - K_va.mean(axis=1, keepdims=True) - row[None, :] + total
+    return K_tr, K_va
+
+
+class RidgeHead(_LinearPredictMixin):
+    """Per-perturbation ridge regression, penalty chosen by K-fold cross-validation.
+
+    Each fold model minimises ``||y - Xw - b||^2 + alpha ||w||^2`` (scikit-learn's ``Ridge``) on
+    features z-scored with the fold's training rows (``standardize=True``). Folds are those of
+    :func:`~leapscreen.heads.lasso.kfold_assignment` (shared by perturbations with the same
+    missingness). The fold models at the chosen alpha are kept and averaged.
+
+    One thin SVD per fold (per missingness pattern) serves every alpha and every perturbation of
+    the pattern.
+
+    Parameters
+    ----------
+    alphas : array-like, default ``numpy.logspace(-1, 5, 13)``
+        Candidate penalties.
+    cv : int, default 5
+        Number of folds.
+    random_state : int or None, default 0
+        Seed of the fold shuffle.
+    standardize : bool, default True
+        Z-score the features within each fold.
+    scoring : {"spearman", "mse"}, default "spearman"
+        Criterion: highest mean validation Spearman (ties: larger alpha) or lowest mean validation
+        mean squared error.
+
+    Attributes
+    ----------
+    coef_ : ndarray (cv, d, p); intercept_ : ndarray (cv, p)
+    coef_mean_ : ndarray (d, p); intercept_mean_ : ndarray (p,)
+    alpha_ : ndarray (p,); alphas_ : ndarray (n_alphas,)
+    cv_scores_ : ndarray (n_alphas, p)
+        Mean validation score (Spearman, or minus the MSE).
+    n_train_ : ndarray (p,); fallback_ : ndarray (p,) of bool
+    """
+
+    def __init__(
+        self,
+        alphas: np.ndarray | list[float] | None = None,
+        cv: int = 5,
+        random_state: int | None = 0,
+        standardize: bool = True,
+        scoring: str = "spearman",
+    ) -> None:
+        self.alphas = alphas
+        self.cv = cv
+        self.random_state = random_state
+        self.standardize = standardize
+        self.scoring = scoring
+
+    def _grid(self) -> np.ndarray:
+        grid = np.logspace(-1, 5, 13) if self.alphas is None else np.asarray(self.alphas, float)
+        if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)) or (grid <= 0).any():
+            raise InputError(
+                "RidgeHead: alphas must be a non-empty list of positive numbers, "
+                f"got {self.alphas!r}",
+                fix="use e.g. numpy.logspace(-1, 5, 13)",
+            )
+        if not (isinstance(self.cv, (int, np.integer)) and self.cv >= 2):
+            raise InputError(f"RidgeHead: cv must be an integer >= 2, got {self.cv!r}", fix="use 5")
+        if self.scoring not in ("spearman", "mse"):
+            raise InputError(
+                f"RidgeHead: scoring must be 'spearman' or 'mse', got {self.scoring!r}",
+                fix="use 'spearman'",
+            )
+        return np.sort(grid)
+
+    def fit(self, Z: np.ndarray, Y: np.ndarray) -> RidgeHead:
+        """Fit one cross-validated ridge model per column of ``Y``.
+
+        Parameters
+        ----------
+        Z : array of shape (n_samples, n_features)
+        Y : array of shape (n_samples, n_perturbations), NaN = missing
+
+        Returns
+        -------
+        self
+        """
+        grid = self._grid()
+        Zv, Yv, _ = validate_xy(Z, Y)
+        n, d = Zv.shape
+        p = Yv.shape[1]
+        k = int(self.cv)
+        labelled = ~np.isnan(Yv)
+        n_lab = labelled.sum(axis=0)
+        z_mean = Zv.mean(axis=0)
+        Zc = Zv - z_mean
+        y_mean = np.full(p, np.nan)
+        spread = np.zeros(p)
+        for j in np.flatnonzero(n_lab):
+            y_mean[j] = Yv[labelled[:, j], j].mean()
+            spread[j] = np.ptp(Yv[labelled[:, j], j])
+        fallback = (n_lab < 2 * k) | (spread <= 0)
+        if fallback.any():
+            logger.warning(
+                "%d perturbation(s) have too few labels (< %d) or a constant response; "
+                "predicting their training mean",
+                int(fallback.sum()),
+                2 * k,
+            )
+
+        coef = np.zeros((k, d, p))
+        intercept = np.tile(y_mean, (k, 1))
+        scores = np.full((grid.size, p), np.nan)
+        chosen = np.full(p, np.nan)
+        groups: dict[bytes, list[int]] = {}
+        for j in np.flatnonzero(~fallback):
+            groups.setdefault(np.packbits(labelled[:, j]).tobytes(), []).append(int(j))
+
+        kernel = None if self.standardize else Zc @ Zc.T
+        for cols_list in groups.values():
+            cols = np.asarray(cols_list)
+            mask = labelled[:, cols[0]]
+            fold = kfold_assignment(mask, k, self.random_state)
+            total = np.zeros((grid.size, cols.size))
+            fold_models = []
+            for f in range(k):
+                tr = np.flatnonzero(mask & (fold != f))
+                va = np.flatnonzero(fold == f)
+                X = Zc[tr]
+                mean = X.mean(axis=0)
+                yt = Yv[tr][:, cols]
+                ym = yt.mean(axis=0)
+                if self.standardize:
+                    sd = X.std(axis=0)
+                    keep = sd > 1e-12 * np.maximum(1.0, np.abs(mean))
+                    scale = np.where(keep, sd, 1.0)
+                    Xs = np.where(keep, (X - mean) / scale, 0.0)
+                    K_tr = Xs @ Xs.T
+                    K_va = np.where(keep, (Zc[va] - mean) / scale, 0.0) @ Xs.T
+                else:
+                    # centring only: slice and centre the kernel computed once for all rows
+                    keep = np.ones(d, dtype=bool)
+                    scale = np.ones(d)
+                    Xs = X - mean
+                    K_tr, K_va = _centred_kernels(kernel, tr, va)
+                # Kernel form (n_train << genes): eigh of Xs Xs^T instead of an SVD of Xs.
+                # With Xs = U S V^T: Xv w(alpha) = (Xv Xs^T) U diag(1 / (s^2 + alpha)) U^T y.
+                s2, U = np.linalg.eigh(K_tr)
+                nz = s2 > 1e-10 * max(float(s2[-1]), 1e-300)
+                s2, U = s2[nz], U[:, nz]
+                Uy = U.T @ (yt - ym)  # (r, q)
+                XvV = K_va @ U  # (n_val, r)
+                yv = Yv[va][:, cols]
+                shrink = 1.0 / (s2[None, :] + grid[:, None])  # (n_alphas, r)
+                # validation predictions for every alpha at once: (n_alphas, n_val, q)
+                pred = np.einsum("vr,ar,rq->avq", XvV, shrink, Uy) + ym
+                if self.scoring == "spearman":
+                    total += spearman_columns(pred, np.broadcast_to(yv, pred.shape))
+                else:
+                    total -= ((pred - yv) ** 2).mean(axis=1)
+                fold_models.append((Xs, U, s2, Uy, ym, mean, scale, keep))
+            mean_score = total / k
+            # best alpha; ties (within 1e-12) go to the larger alpha (the grid is increasing)
+            top = mean_score.max(axis=0)
+            tied = mean_score >= top - _TIE * np.maximum(1.0, np.abs(top))
+            best = grid.size - 1 - np.argmax(tied[::-1], axis=0)
+            scores[:, cols] = mean_score
+            chosen[cols] = grid[best]
+            for f, (Xs, U, s2, Uy, ym, mean, scale, keep) in enumerate(fold_models):
+                shrink = 1.0 / (s2[:, None] + grid[best][None, :])  # (r, q)
+                w_std = Xs.T @ (U @ (shrink * Uy))  # (d, q)
+                w_raw = np.where(keep[:, None], w_std / scale[:, None], 0.0)
+                coef[f][:, cols] = w_raw
+                intercept[f, cols] = ym - mean @ w_raw
+
+        intercept = intercept - np.einsum("d,kdp->kp", z_mean, coef)
+        self.coef_ = coef
+        self.intercept_ = intercept
+        self.coef_mean_ = coef.mean(axis=0)
+        self.intercept_mean_ = intercept.mean(axis=0)
+        self.alpha_ = chosen
+        self.alphas_ = grid
+        self.cv_scores_ = scores
+        self.n_train_ = n_lab.astype(np.int64)
+        self.fallback_ = fallback
+        self.n_features_in_ = d
+        return self
