@@ -191,22 +191,21 @@ def test_more_features_than_rows_still_solves_the_problem():
         assert ours <= ref + 1e-7 * max(1.0, abs(ref))
 
 
-def test_coordinate_descent_fallback_matches_sklearn():
-    rng = np.random.default_rng(2)
-    X = rng.standard_normal((60, 9))
-    X = (X - X.mean(0)) / X.std(0)
-    y = X[:, 0] - 2 * X[:, 3] + rng.standard_normal(60)
-    y = y - y.mean()
-    G = (X.T @ X / 60)[None]
-    c = (X.T @ y / 60)[None]
-    yy = np.array([y @ y / 60])
-    alpha = np.array([0.05])
-    for l1 in (1.0, 0.5):
-        a1, a2 = alpha * l1, alpha * (1 - l1)
-        W, conv = lasso_module._coordinate_descent(G, c, np.zeros((1, 9)), yy, a1, a2, 1e-14, 5000)
-        assert conv.all()
-        ref = ElasticNet(alpha=0.05, l1_ratio=l1, fit_intercept=False, tol=1e-12, max_iter=100_000)
-        np.testing.assert_allclose(W[0], ref.fit(X, y).coef_, atol=1e-7)
+@pytest.mark.parametrize("l1_ratio", [1.0, 0.5])
+def test_fallback_solver_matches_sklearn(monkeypatch, l1_ratio):
+    # no active-set rounds at all: every fold problem is finished by the fallback
+    monkeypatch.setattr(lasso_module, "_MAX_PDAS_ROUNDS", 0)
+    monkeypatch.setattr(lasso_module, "_REFINE_DEPTH", 0)
+    Z, Y = make_data(p=3, missing=0.2, seed=8)
+    head = PSLassoHead(l1_ratio=l1_ratio, tol=1e-12, max_iter=100_000).fit(Z, Y)
+    assert head._stats["fallback"] > 0 and head._stats["unconverged"] == 0
+    for j in range(Y.shape[1]):
+        lab, fold = fold_rows(Y, j)
+        for f in range(5):
+            coef, icpt, _, _ = sklearn_fold_model(
+                Z, Y[:, j], lab & (fold != f), head.alpha_[j], l1_ratio, True
+            )
+            np.testing.assert_allclose(head.coef_[f][:, j], coef, atol=1e-5, rtol=0)
 
 
 def test_spearman_columns_matches_scipy_with_ties_and_constants():

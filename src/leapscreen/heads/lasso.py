@@ -590,53 +590,6 @@ def _duality_gap(
     return gap
 
 
-def _coordinate_descent(
-    Gc: np.ndarray,
-    C: np.ndarray,
-    W: np.ndarray,
-    yy: np.ndarray,
-    a1: np.ndarray,
-    a2: np.ndarray,
-    tol: float,
-    max_iter: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cyclic coordinate descent (Gram form), vectorised over problems; the robust fallback.
-
-    Parameters
-    ----------
-    Gc : (b, d, d) Gram matrix of every problem; C : (b, d); W : (b, d) warm start;
-    yy, a1, a2 : (b,).
-
-    Returns
-    -------
-    W : (b, d) solutions; converged : (b,) bool.
-    """
-    W = W.copy()
-    b, d = W.shape
-    diag = np.einsum("bii->bi", Gc)
-    denom = diag + a2[:, None]
-    safe = np.where(denom > 0, denom, 1.0)
-    Q = C - np.einsum("bij,bj->bi", Gc, W)
-    conv = np.zeros(b, dtype=bool)
-    for sweep in range(max_iter):
-        active = np.flatnonzero((W != 0).any(axis=0) | (np.abs(Q) > a1[:, None]).any(axis=0))
-        for j in active:
-            wj = W[:, j]
-            z = Q[:, j] + diag[:, j] * wj
-            new = np.where(denom[:, j] > 0, (z - np.clip(z, -a1, a1)) / safe[:, j], 0.0)
-            delta = new - wj
-            if np.any(delta):
-                Q -= Gc[:, :, j] * delta[:, None]
-                W[:, j] = new
-        if sweep % 5 == 4 or sweep == max_iter - 1:
-            Q = C - np.einsum("bij,bj->bi", Gc, W)
-            gap = _duality_gap(W, Q - a2[:, None] * W, C, yy, a1, a2)
-            conv = gap <= tol * yy
-            if conv.all():
-                break
-    return W, conv
-
-
 def _row_ranks(score: np.ndarray) -> np.ndarray:
     """0-based rank of every entry within its row (ascending, stable)."""
     order = np.argsort(score, axis=1, kind="stable")
@@ -666,7 +619,7 @@ class _PathSolver:
         inverse: np.ndarray | None,
         device: str,
         workers: _Workers,
-        max_active: np.ndarray | None = None,
+        n_rows: np.ndarray | None = None,
     ) -> None:
         self.workers = workers
         d = C.shape[1]
@@ -689,8 +642,9 @@ class _PathSolver:
         n, d = C.shape
         self.d = d
         self.diag = np.einsum("mii->mi", self.G)[slot]
-        # at most this many nonzero coefficients per slot (the rank of its centred rows)
-        self.max_active = np.full(G.shape[0], d) if max_active is None else max_active
+        # training rows per slot; at most n - 1 nonzero coefficients (rank of the centred rows)
+        self.n_rows = np.full(G.shape[0], 10 * d) if n_rows is None else np.asarray(n_rows)
+        self.max_active = np.clip(self.n_rows - 1, 1, d)
         self.has_inverse = (
             np.zeros(G.shape[0], dtype=bool)
             if inverse is None
@@ -932,45 +886,95 @@ class _PathSolver:
         gap = _duality_gap(self.W, D, self.C, self.yy, a1, a2)
         ok = (n_bad == 0) | (gap <= max(self.tol, 1e-12) * self.yy)
         self.D = D
-        if not ok.all():
+        if not ok.all() and self.depth == 0:
             self._fallback(np.flatnonzero(~ok), a1, a2)
 
     def _fallback(self, cols: np.ndarray, a1: np.ndarray, a2: np.ndarray) -> None:
+        """Finish problems the active-set iteration did not settle with scikit-learn's own
+        coordinate descent on the Gram matrix (the reference algorithm, tol and max_iter)."""
         self.n_fallback += cols.size
-        d = self.d
-        step = max(1, _GATHER_LIMIT // (d * d))
-        for a in range(0, cols.size, step):
-            part = cols[a : a + step]
-            Gc = self.G[self.slot[part]]
-            # warm start: the better (lower objective) of the last iterate and the previous
-            # path point's solution
-            starts = np.stack([self.W[part], self.anchor["W"][part]], axis=1)  # (b, 2, d)
-            quad = np.einsum("bkd,bde,bke->bk", starts, Gc, starts)
+        W, conv = _sklearn_gram_cd(
+            self.G,
+            self.slot[cols],
+            self.n_rows[self.slot[cols]],
+            self.C[cols],
+            self.yy[cols],
+            np.stack([self.W[cols], self.anchor["W"][cols]], axis=1),
+            a1[cols] + a2[cols],
+            self.l1_ratio,
+            max(self.tol, 1e-12),
+            self.max_iter,
+        )
+        self.n_unconverged += int((~conv).sum())
+        self.W[cols] = W
+        self.S[cols] = np.sign(W).astype(np.int8)
+        self.D[cols] = self._honest_dual(cols, W, a2[cols])
+        self.U[cols] = 0.0
+        self.GU[cols] = 0.0
+        self.direction[cols] = False
+
+
+def _sklearn_gram_cd(
+    G: np.ndarray,
+    slot: np.ndarray,
+    n_rows: np.ndarray,
+    C: np.ndarray,
+    yy: np.ndarray,
+    starts: np.ndarray,
+    alpha: np.ndarray,
+    l1_ratio: float,
+    tol: float,
+    max_iter: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Problem by problem, scikit-learn's Gram-based coordinate descent (``enet_path`` with a
+    precomputed Gram matrix and X'y), warm-started from the better of the candidate ``starts``.
+
+    Only ``n``, the Gram matrix, ``X'y`` and ``y'y`` enter that solver, so the design and the
+    response are passed as placeholders of the right size and norm.
+    """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import enet_path
+
+    b, _, d = starts.shape
+    W = np.zeros((b, d))
+    conv = np.zeros(b, dtype=bool)
+    for i in range(b):
+        g = G[slot[i]]
+        a1, a2 = alpha[i] * l1_ratio, alpha[i] * (1.0 - l1_ratio)
+        cand = starts[i]
+        with np.errstate(all="ignore"):
             obj = (
-                0.5 * quad
-                - np.einsum("bkd,bd->bk", starts, self.C[part])
-                + a1[part, None] * np.abs(starts).sum(axis=2)
-                + 0.5 * a2[part, None] * (starts**2).sum(axis=2)
+                0.5 * np.einsum("kd,de,ke->k", cand, g, cand)
+                - cand @ C[i]
+                + a1 * np.abs(cand).sum(axis=1)
+                + 0.5 * a2 * (cand**2).sum(axis=1)
             )
-            obj = np.where(np.isfinite(obj), obj, np.inf)
-            start = starts[np.arange(part.size), np.argmin(obj, axis=1)]
-            W, conv = _coordinate_descent(
-                Gc,
-                self.C[part],
-                start,
-                self.yy[part],
-                a1[part],
-                a2[part],
-                max(self.tol, 1e-12),
-                self.max_iter,
+        start = cand[int(np.argmin(np.where(np.isfinite(obj), obj, np.inf)))]
+        if not np.isfinite(start).all():
+            start = np.zeros(d)
+        n = int(n_rows[i])
+        y = np.zeros(n)
+        y[0] = np.sqrt(max(yy[i], 0.0) * n)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            _, coefs, _, n_iter = enet_path(
+                np.zeros((n, d)),
+                y,
+                l1_ratio=l1_ratio,
+                alphas=[alpha[i]],
+                precompute=np.ascontiguousarray(g) * n,
+                Xy=C[i] * n,
+                coef_init=start.copy(),
+                tol=tol,
+                max_iter=max_iter,
+                check_input=False,
+                return_n_iter=True,
             )
-            self.n_unconverged += int((~conv).sum())
-            self.W[part] = W
-            self.S[part] = np.sign(W).astype(np.int8)
-            self.D[part] = self._honest_dual(part, W, a2[part])
-            self.U[part] = 0.0
-            self.GU[part] = 0.0
-            self.direction[part] = False
+        W[i] = coefs[:, 0]
+        conv[i] = n_iter[0] < max_iter
+    return W, conv
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1378,7 +1382,7 @@ class PSLassoHead:
             inverse=inverse,
             device=self.device,
             workers=workers,
-            max_active=np.clip(n_train - 1, 1, d),
+            n_rows=n_train,
         )
         score_sum = np.zeros((ratios.size, amax.size))
         best_score = np.full(amax.size, -np.inf)

@@ -284,11 +284,21 @@ class RidgeHead(_LinearPredictMixin):
                     scale = np.ones(d)
                     Xs = X - mean
                     K_tr, K_va = _centred_kernels(kernel, tr, va)
-                # Kernel form (n_train << genes): eigh of Xs Xs^T instead of an SVD of Xs.
-                # With Xs = U S V^T: Xv w(alpha) = (Xv Xs^T) U diag(1 / (s^2 + alpha)) U^T y.
-                s2, U = np.linalg.eigh(K_tr)
-                nz = s2 > 1e-10 * max(float(s2[-1]), 1e-300)
-                s2, U = s2[nz], U[:, nz]
+                if d < tr.size:
+                    # primal form (fewer features than rows): eigh of Xs^T Xs = V S^2 V^T, and
+                    # the kernel quantities below in that basis: U = Xs V / s
+                    s2, V = np.linalg.eigh(Xs.T @ Xs)
+                    nz = s2 > 1e-10 * max(float(s2[-1]), 1e-300)
+                    s2, V = s2[nz], V[:, nz]
+                    U = (Xs @ V) / np.sqrt(s2)
+                    K_va = np.where(keep, (Zc[va] - mean) / scale, 0.0) @ (Xs.T if False else V)
+                    K_va = K_va * np.sqrt(s2)
+                else:
+                    # Kernel form (n_train << genes): eigh of Xs Xs^T instead of an SVD of Xs.
+                    # With Xs = U S V^T: Xv w(alpha) = (Xv Xs^T) U diag(1 / (s^2 + alpha)) U^T y.
+                    s2, U = np.linalg.eigh(K_tr)
+                    nz = s2 > 1e-10 * max(float(s2[-1]), 1e-300)
+                    s2, U = s2[nz], U[:, nz]
                 Uy = U.T @ (yt - ym)  # (r, q)
                 XvV = K_va @ U  # (n_val, r)
                 yv = Yv[va][:, cols]
