@@ -39,13 +39,15 @@ def test_mean_head_uses_labelled_rows_only(caplog):
     assert head.n_train_.tolist() == (~np.isnan(Y)).sum(0).tolist()
 
 
-@pytest.mark.parametrize("scoring", ["spearman", "mse"])
+@pytest.mark.parametrize(
+    ("scoring", "standardize"), [("spearman", True), ("mse", True), ("spearman", False)]
+)
 @pytest.mark.parametrize("extra_features", [0, 90])  # d < n and d > n
-def test_ridge_matches_sklearn_brute_force(scoring, extra_features):
+def test_ridge_matches_sklearn_brute_force(scoring, standardize, extra_features):
     Z, Y = make_data()
     rng = np.random.default_rng(1)
     Z = np.hstack([Z, rng.standard_normal((Z.shape[0], extra_features))])
-    head = RidgeHead(scoring=scoring).fit(Z, Y)
+    head = RidgeHead(scoring=scoring, standardize=standardize).fit(Z, Y)
     grid = head.alphas_
     for j in range(Y.shape[1]):
         lab = ~np.isnan(Y[:, j])
@@ -55,14 +57,14 @@ def test_ridge_matches_sklearn_brute_force(scoring, extra_features):
         for a_i, alpha in enumerate(grid):
             for f in range(5):
                 tr, va = lab & (fold != f), fold == f
-                scaler = StandardScaler().fit(Z[tr])
+                scaler = StandardScaler(with_std=standardize).fit(Z[tr])
                 model = Ridge(alpha=alpha).fit(scaler.transform(Z[tr]), Y[tr, j])
                 pred = model.predict(scaler.transform(Z[va]))
                 if scoring == "spearman":
                     cv[a_i] += spearmanr(pred, Y[va, j])[0] / 5
                 else:
                     cv[a_i] -= np.mean((pred - Y[va, j]) ** 2) / 5
-                coef = model.coef_ / scaler.scale_
+                coef = model.coef_ / scaler.scale_ if standardize else model.coef_
                 models[a_i, f] = (coef, model.intercept_ - coef @ scaler.mean_)
         np.testing.assert_allclose(head.cv_scores_[:, j], cv, rtol=1e-9, atol=1e-9)
         best = max(i for i in range(grid.size) if cv[i] >= cv.max() - 1e-12)  # ties: larger

@@ -21,9 +21,14 @@ Gram matrix per fold, and all of them are solved at once. The solver is a primal
 (semismooth Newton) method with a block-principal-pivoting safeguard, run along the decreasing alpha
 path with a linear predictor between path points; each iteration is a batch of small dense solves
 (one per problem, of the size of the active set or of its complement) plus shared matrix products.
-Solutions satisfy the optimality (KKT) conditions to rounding error; the rare problems the
-active-set iteration does not settle are finished by vectorised coordinate descent to a duality
-gap ``<= tol * ||y - mean y||^2 / n`` (scikit-learn's stopping rule).
+Solutions satisfy the optimality (KKT) conditions to rounding error. Problems the active-set
+iteration does not settle (typically fewer training rows than features and a tiny alpha) are
+re-solved from the previous path point through finer intermediate alphas, and the few left after
+that are finished by scikit-learn's own coordinate descent on the Gram matrix (the reference
+algorithm, stopping at a duality gap ``<= tol * ||y - mean y||^2 / n``).
+
+Linear algebra runs in a few threads of single-threaded BLAS (``n_jobs``), which also keeps it fast
+on a busy machine where multi-threaded BLAS stalls.
 """
 
 from __future__ import annotations
@@ -44,9 +49,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["PSLassoHead", "kfold_assignment", "spearman_columns", "validate_xy", "validate_x"]
 
 _PAD = 8  # solve sizes are padded to a multiple of this, so that problems can be batched
-_MAX_PDAS_ROUNDS = 40  # active-set iterations per path point before coordinate descent takes over
+_MAX_PDAS_ROUNDS = 40  # active-set iterations per path point before refinement / fallback
 _REFINE_STEPS = 8  # intermediate alphas when re-solving unsettled problems
-_REFINE_DEPTH = 2  # nested refinements before coordinate descent takes over
+_REFINE_DEPTH = 2  # nested refinements before scikit-learn's coordinate descent takes over
 _BACKUP = 3  # block-pivoting: full exchanges allowed without progress before single exchanges
 _GATHER_LIMIT = 2**25  # elements gathered at once when products need one matrix per problem
 _TIE = 1e-12  # CV scores this close are ties
@@ -1101,7 +1106,7 @@ class PSLassoHead:
         coordinate descent). Active-set solutions satisfy the optimality (KKT) conditions to
         rounding error.
     max_iter : int, default 1000
-        Maximum sweeps of the coordinate-descent fallback (rarely used).
+        Maximum epochs of the coordinate-descent fallback (scikit-learn's meaning; rarely used).
     random_state : int or None, default 0
         Seed of the fold shuffle.
     device : str, default "cpu"

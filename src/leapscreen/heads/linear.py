@@ -257,7 +257,7 @@ class RidgeHead(_LinearPredictMixin):
         for j in np.flatnonzero(~fallback):
             groups.setdefault(np.packbits(labelled[:, j]).tobytes(), []).append(int(j))
 
-        kernel = None if self.standardize else Zc @ Zc.T
+        kernel = None  # Zc Zc^T, computed once when the unstandardised kernel form is needed
         for cols_list in groups.values():
             cols = np.asarray(cols_list)
             mask = labelled[:, cols[0]]
@@ -275,32 +275,34 @@ class RidgeHead(_LinearPredictMixin):
                     sd = X.std(axis=0)
                     keep = sd > 1e-12 * np.maximum(1.0, np.abs(mean))
                     scale = np.where(keep, sd, 1.0)
-                    Xs = np.where(keep, (X - mean) / scale, 0.0)
-                    K_tr = Xs @ Xs.T
-                    K_va = np.where(keep, (Zc[va] - mean) / scale, 0.0) @ Xs.T
                 else:
-                    # centring only: slice and centre the kernel computed once for all rows
                     keep = np.ones(d, dtype=bool)
                     scale = np.ones(d)
-                    Xs = X - mean
-                    K_tr, K_va = _centred_kernels(kernel, tr, va)
+                Xs = np.where(keep, (X - mean) / scale, 0.0)
                 if d < tr.size:
-                    # primal form (fewer features than rows): eigh of Xs^T Xs = V S^2 V^T, and
-                    # the kernel quantities below in that basis: U = Xs V / s
+                    # primal form (fewer features than rows): eigh of Xs^T Xs = V S^2 V^T; the
+                    # kernel-form quantities below follow with U = Xs V / s and Xv Xs^T U = Xv V s
                     s2, V = np.linalg.eigh(Xs.T @ Xs)
                     nz = s2 > 1e-10 * max(float(s2[-1]), 1e-300)
                     s2, V = s2[nz], V[:, nz]
                     U = (Xs @ V) / np.sqrt(s2)
-                    K_va = np.where(keep, (Zc[va] - mean) / scale, 0.0) @ (Xs.T if False else V)
-                    K_va = K_va * np.sqrt(s2)
+                    XvV = (np.where(keep, (Zc[va] - mean) / scale, 0.0) @ V) * np.sqrt(s2)
                 else:
+                    if self.standardize:
+                        K_tr = Xs @ Xs.T
+                        K_va = np.where(keep, (Zc[va] - mean) / scale, 0.0) @ Xs.T
+                    else:
+                        # centring only: slice and centre the kernel computed once for all rows
+                        if kernel is None:
+                            kernel = Zc @ Zc.T
+                        K_tr, K_va = _centred_kernels(kernel, tr, va)
                     # Kernel form (n_train << genes): eigh of Xs Xs^T instead of an SVD of Xs.
                     # With Xs = U S V^T: Xv w(alpha) = (Xv Xs^T) U diag(1 / (s^2 + alpha)) U^T y.
                     s2, U = np.linalg.eigh(K_tr)
                     nz = s2 > 1e-10 * max(float(s2[-1]), 1e-300)
                     s2, U = s2[nz], U[:, nz]
+                    XvV = K_va @ U  # (n_val, r)
                 Uy = U.T @ (yt - ym)  # (r, q)
-                XvV = K_va @ U  # (n_val, r)
                 yv = Yv[va][:, cols]
                 shrink = 1.0 / (s2[None, :] + grid[:, None])  # (n_alphas, r)
                 # validation predictions for every alpha at once: (n_alphas, n_val, q)
