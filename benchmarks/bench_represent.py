@@ -142,6 +142,12 @@ def main() -> None:
     }
     say = lambda *a: print(*a, flush=True)  # noqa: E731
 
+    def save() -> None:
+        """Write what is known so far (a killed run keeps its finished sections)."""
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=2, default=float))
+
     expr = pd.read_parquet(EXPR).T
     rng = np.random.default_rng(0)
     order = rng.permutation(len(expr))
@@ -194,6 +200,8 @@ def main() -> None:
         ],
     }
 
+    save()
+
     # ---- reference schedule: one seed (more with --ref-seeds)
     ref_params = dict(REFERENCE, max_epochs=min(1000, args.ref_max_epochs))
     capped = ref_params["max_epochs"] < 1000
@@ -238,6 +246,8 @@ def main() -> None:
         "full_time_s_five_seeds": 5
         * float(np.mean([r["extrapolated_full_time_s"] for r in ref_runs])),
     }
+
+    save()
 
     # ---- baselines: PCA and the exact optimum of the masked linear objective
     t0 = time.perf_counter()
@@ -299,6 +309,8 @@ def main() -> None:
         )
     )
 
+    save()
+
     # ---- diversity: downstream LASSO on GDSC2 AUC
     Y = drug_targets(train_keys, test_keys, args.n_drugs)
     Y_tr, Y_te = Y.loc[train_keys], Y.loc[test_keys]
@@ -346,9 +358,7 @@ def main() -> None:
         f"total {results['total_time_s']:.0f} s; load average start "
         f"{results['load_avg_start']}, end {results['load_avg_end']}"
     )
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2, default=float))
+    save()
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -174,21 +175,29 @@ def kfold_assignment(labelled: np.ndarray, n_folds: int, random_state: int | Non
 
 def _rank_average(X: np.ndarray) -> np.ndarray:
     """Ranks (1-based, ties averaged) along axis -2 of ``X`` (..., n, k)."""
-    n = X.shape[-2]
-    order = np.argsort(X, axis=-2, kind="stable")
-    xs = np.take_along_axis(X, order, axis=-2)
-    pos = np.broadcast_to(np.arange(n, dtype=np.float64)[:, None], xs.shape)
-    new = np.ones(xs.shape, dtype=bool)
-    new[..., 1:, :] = xs[..., 1:, :] != xs[..., :-1, :]
-    end = np.ones(xs.shape, dtype=bool)
-    end[..., :-1, :] = new[..., 1:, :]
-    first = np.maximum.accumulate(np.where(new, pos, 0.0), axis=-2)
-    last = np.flip(
-        np.minimum.accumulate(np.flip(np.where(end, pos, float(n - 1)), axis=-2), axis=-2), axis=-2
-    )
-    ranks = np.empty_like(xs)
-    np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=-2)
-    return ranks
+    Xt = np.ascontiguousarray(np.swapaxes(X, -1, -2)).reshape(-1, X.shape[-2])  # (rows, n)
+    n = Xt.shape[1]
+    order = np.argsort(Xt, axis=1, kind="stable")
+    xs = np.take_along_axis(Xt, order, axis=1)
+    ranks = np.empty_like(Xt)
+    plain = np.broadcast_to(np.arange(1.0, n + 1.0), order.shape)
+    np.put_along_axis(ranks, order, plain, axis=1)
+    tied = np.flatnonzero((xs[:, 1:] == xs[:, :-1]).any(axis=1)) if n > 1 else np.zeros(0, int)
+    if tied.size:
+        # average the ranks within runs of equal values (rows with ties only)
+        xt = xs[tied]
+        new = np.ones(xt.shape, dtype=bool)
+        new[:, 1:] = xt[:, 1:] != xt[:, :-1]
+        end = np.ones(xt.shape, dtype=bool)
+        end[:, :-1] = new[:, 1:]
+        pos = np.arange(n, dtype=np.float64)
+        first = np.maximum.accumulate(np.where(new, pos, 0.0), axis=1)
+        last = np.minimum.accumulate(np.where(end, pos, n - 1.0)[:, ::-1], axis=1)[:, ::-1]
+        fixed = np.empty_like(xt)
+        np.put_along_axis(fixed, order[tied], (first + last) / 2.0 + 1.0, axis=1)
+        ranks[tied] = fixed
+    shape = X.shape[:-2] + (X.shape[-1], n)
+    return np.swapaxes(ranks.reshape(shape), -1, -2)
 
 
 def _corr_of_ranks(ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
@@ -379,6 +388,40 @@ def _solve_stack(M: np.ndarray, R: np.ndarray) -> np.ndarray:
         return out
 
 
+_SCRATCH = threading.local()
+
+
+def _scratch(size: int) -> np.ndarray:
+    """A float64 work buffer of at least ``size`` elements, reused by the calling thread (fresh
+    large allocations cost page faults every time)."""
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.size < size:
+        buf = np.empty(max(size, 1 << 20))
+        _SCRATCH.buf = buf
+    return buf[:size]
+
+
+def _gather_blocks(mats: np.ndarray, slot: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``mats[slot[i]][idx[i]][:, idx[i]]`` for every problem i, as a (b, s, s) array.
+
+    Whole rows are copied first (contiguous), then the columns are picked from them, a few
+    problems at a time: several times faster than one three-index fancy gather. The result lives
+    in the thread's scratch buffer (valid until the thread's next call).
+    """
+    m, D, _ = mats.shape
+    b, s = idx.shape
+    flat_rows = mats.reshape(m * D, D)
+    out = _scratch(b * s * s).reshape(b, s, s)
+    step = 16
+    offsets = (np.arange(step * s) * D)[:, None]
+    for a in range(0, b, step):
+        e = min(b, a + step)
+        rows = np.take(flat_rows, (slot[a:e, None] * D + idx[a:e]).ravel(), axis=0)
+        cols = np.repeat(idx[a:e], s, axis=0)
+        np.take(rows.ravel(), offsets[: (e - a) * s] + cols, out=out[a:e].reshape((e - a) * s, s))
+    return out
+
+
 def _gather_solve_part(
     mats: np.ndarray,
     d: int,
@@ -397,7 +440,7 @@ def _gather_solve_part(
     # padded positions point at distinct dummy coordinates d, d+1, ... (identity rows, zero rhs)
     idx = d + np.arange(ps)[None, :] - sizes[:, None]
     idx[rows, pos] = cols
-    M = mats[slot[:, None, None], idx[:, :, None], idx[:, None, :]]
+    M = _gather_blocks(mats, slot, idx)
     if shift is not None:
         diag = np.arange(ps)
         M[:, diag, diag] += shift[:, None]
@@ -443,8 +486,10 @@ def _gather_solve(
         ps = int(pads[sel[0]])
         if ps == 0:
             continue
-        for part in workers.chunks(sel.size, minimum=32):
-            jobs.append((sel[part], ps))
+        # jobs of bounded size: their matrices stay in cache-sized scratch buffers
+        per_job = max(16, min(256, (1 << 21) // (ps * ps)))
+        for a in range(0, sel.size, per_job):
+            jobs.append((sel[a : a + per_job], ps))
 
     def run(job: tuple[np.ndarray, int]) -> np.ndarray:
         part, ps = job
