@@ -157,7 +157,7 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
         "max_abs_diff_of_those_vs_converged_sklearn": (
             float(np.max(converged_diff)) if converged_diff else None
         ),
-        "solver": head._stats,
+        "solver": head.solver_stats_,
     }
     print(
         f"[{name}] ours: {wall:.2f} s wall ({cpu:.2f} s cpu) | reference: {ref_time:.1f} s for "

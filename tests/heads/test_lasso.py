@@ -127,7 +127,7 @@ def test_identical_masks_share_folds_and_results_match_separate_fits():
     Z, Y = make_data(p=3, missing=0.0, seed=7)
     Y[::4, 1:] = np.nan  # columns 1 and 2 share a missingness pattern
     head = PSLassoHead(tol=1e-12).fit(Z, Y)
-    assert head._stats["groups"] == 2
+    assert head.solver_stats_["groups"] == 2
     for j in (1, 2):
         alone = PSLassoHead(tol=1e-12).fit(Z, Y[:, j])
         np.testing.assert_allclose(alone.coef_[:, :, 0], head.coef_[:, :, j], atol=1e-9)
@@ -198,7 +198,7 @@ def test_fallback_solver_matches_sklearn(monkeypatch, l1_ratio):
     monkeypatch.setattr(lasso_module, "_REFINE_DEPTH", 0)
     Z, Y = make_data(p=3, missing=0.2, seed=8)
     head = PSLassoHead(l1_ratio=l1_ratio, tol=1e-12, max_iter=100_000).fit(Z, Y)
-    assert head._stats["fallback"] > 0 and head._stats["unconverged"] == 0
+    assert head.solver_stats_["fallback"] > 0 and head.solver_stats_["unconverged"] == 0
     for j in range(Y.shape[1]):
         lab, fold = fold_rows(Y, j)
         for f in range(5):

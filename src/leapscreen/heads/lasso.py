@@ -1148,8 +1148,8 @@ class PSLassoHead:
     tol : float, default 1e-6
         Tolerance on the duality gap, ``gap <= tol * ||y - mean y||^2 / n`` (scikit-learn's rule),
         for problems the active-set solver does not settle exactly (they are finished by
-        coordinate descent). Active-set solutions satisfy the optimality (KKT) conditions to
-        rounding error.
+        scikit-learn's coordinate descent). Active-set solutions satisfy the optimality (KKT)
+        conditions to rounding error.
     max_iter : int, default 1000
         Maximum epochs of the coordinate-descent fallback (scikit-learn's meaning; rarely used).
     random_state : int or None, default 0
@@ -1183,6 +1183,10 @@ class PSLassoHead:
         Labelled rows of every perturbation.
     fallback_ : ndarray (p,) of bool
         Perturbations predicted by their training mean (too few labels, or constant response).
+    solver_stats_ : dict
+        ``solves`` (active-set sub-problem solves), ``fallback`` (fold problems finished by
+        coordinate descent), ``unconverged`` (of those, not within ``tol`` after ``max_iter``),
+        ``groups`` (distinct missingness patterns).
     """
 
     def __init__(
@@ -1306,7 +1310,7 @@ class PSLassoHead:
         groups: dict[bytes, list[int]] = {}
         for j in np.flatnonzero(~fallback):
             groups.setdefault(np.packbits(labelled[:, j]).tobytes(), []).append(int(j))
-        self._stats = {"solves": 0, "fallback": 0, "unconverged": 0, "groups": len(groups)}
+        self.solver_stats_ = {"solves": 0, "fallback": 0, "unconverged": 0, "groups": len(groups)}
 
         n_jobs = _default_jobs() if self.n_jobs is None else int(self.n_jobs)
         batches = _plan_batches(list(groups.values()), n_jobs, k, d)
@@ -1330,11 +1334,11 @@ class PSLassoHead:
                 batch_stats = [run(batch) for batch in batches]
         for st in batch_stats:
             for key, value in st.items():
-                self._stats[key] += value
-        if self._stats["unconverged"]:
+                self.solver_stats_[key] += value
+        if self.solver_stats_["unconverged"]:
             logger.warning(
                 "%d fold problem(s) did not reach tol=%g within max_iter=%d",
-                self._stats["unconverged"],
+                self.solver_stats_["unconverged"],
                 self.tol,
                 self.max_iter,
             )
