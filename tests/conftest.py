@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+
+# torch/OpenMP threads spin-wait by default and stall badly when another process shares the cores;
+# passive waiting must be chosen before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pathlib import Path
 
 import pytest

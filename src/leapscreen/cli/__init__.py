@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
+
+# torch/OpenMP threads spin-wait by default and stall badly when another process shares the cores;
+# passive waiting must be chosen before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import typer
 from rich.markup import escape
