@@ -88,7 +88,7 @@ def make_head(
     if kind == "ps-enet":
         return ElasticNetHead(n_folds=n_folds, random_state=seed, device=device, **params)
     if kind == "ridge":
-        return RidgeHead(cv=n_folds, random_state=seed, **params)
+        return RidgeHead(**{"cv": n_folds, "random_state": seed, **params})
     if kind == "mean":
         return MeanHead()
     raise ValueError(f"unknown head {kind!r}; choose from {HEADS}")

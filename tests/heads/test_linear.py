@@ -110,3 +110,45 @@ def test_bad_parameters_are_reported():
         MeanHead().predict(Z)
     with pytest.raises(InputError, match="2-D"):
         MeanHead().fit(Z[:, 0], Y)
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+@pytest.mark.parametrize("extra_features", [0, 90])  # d < n and d > n
+def test_ridge_loo_matches_sklearn_leave_one_out(standardize, extra_features):
+    Z, Y = make_data(n=40, missing=0.2, seed=2)
+    rng = np.random.default_rng(3)
+    Z = np.hstack([Z, rng.standard_normal((Z.shape[0], extra_features))])
+    head = RidgeHead(cv="loo", standardize=standardize, scoring="mse").fit(Z, Y)
+    grid = head.alphas_
+    assert head.coef_.shape == (1, Z.shape[1], Y.shape[1])
+    for j in range(Y.shape[1]):
+        rows = np.flatnonzero(~np.isnan(Y[:, j]))
+        scaler = StandardScaler(with_std=standardize).fit(Z[rows])
+        Xs = scaler.transform(Z[rows])
+        cv = np.zeros(grid.size)
+        for a_i, alpha in enumerate(grid):
+            for i in range(rows.size):
+                rest = np.delete(np.arange(rows.size), i)
+                model = Ridge(alpha=alpha).fit(Xs[rest], Y[rows[rest], j])
+                cv[a_i] -= (model.predict(Xs[[i]])[0] - Y[rows[i], j]) ** 2 / rows.size
+        np.testing.assert_allclose(head.cv_scores_[:, j], cv, rtol=1e-8, atol=1e-10)
+        best = max(i for i in range(grid.size) if cv[i] >= cv.max() - 1e-12)
+        assert head.alpha_[j] == grid[best]
+        model = Ridge(alpha=grid[best]).fit(Xs, Y[rows, j])
+        coef = model.coef_ / scaler.scale_ if standardize else model.coef_
+        np.testing.assert_allclose(head.coef_mean_[:, j], coef, atol=1e-8)
+        np.testing.assert_allclose(
+            head.intercept_mean_[j], model.intercept_ - coef @ scaler.mean_, atol=1e-8
+        )
+
+
+def test_ridge_loo_spearman_picks_like_kfold_on_easy_data():
+    Z, Y = make_data(n=120, missing=0.1, seed=5)
+    loo = RidgeHead(cv="loo").fit(Z, Y)
+    assert np.isfinite(loo.cv_scores_).all()
+    # the strong linear signal of column 0 is found by both criteria
+    pred = loo.predict(Z)
+    lab = ~np.isnan(Y[:, 0])
+    assert spearmanr(pred[lab, 0], Y[lab, 0])[0] > 0.9
+    with pytest.raises(InputError, match="loo"):
+        RidgeHead(cv="lo").fit(Z, Y)
