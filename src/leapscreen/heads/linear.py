@@ -250,9 +250,7 @@ class RidgeHead(_LinearPredictMixin):
             )
         return np.sort(grid)
 
-    def _scaled(
-        self, X: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _scaled(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``X`` centred (and z-scored if ``standardize``) on its own rows: Xs, mean, scale, keep."""
         mean = X.mean(axis=0)
         if self.standardize:
