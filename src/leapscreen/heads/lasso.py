@@ -1129,7 +1129,35 @@ def _plan_batches(
 # ----------------------------------------------------------------------------------------------
 
 
-class PSLassoHead:
+class LinearPredictMixin:
+    """``predict`` for heads that collapse to one linear map ``Z @ coef_mean_ + intercept_mean_``."""
+
+    coef_mean_: np.ndarray
+    intercept_mean_: np.ndarray
+    n_features_in_: int
+
+    def predict(self, Z: np.ndarray) -> np.ndarray:
+        """Predict every perturbation: ``Z @ coef_mean_ + intercept_mean_`` (the mean fold model).
+
+        Parameters
+        ----------
+        Z : array of shape (n_samples, n_features)
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples, n_perturbations), in the head's ``dtype`` (float64 if
+        it has none)
+        """
+        if not hasattr(self, "coef_mean_"):
+            raise InputError(
+                f"this {type(self).__name__} is not fitted yet", fix="call fit(Z, Y) first"
+            )
+        Zv = validate_x(Z, n_features=self.n_features_in_)
+        out = Zv @ self.coef_mean_.astype(np.float64) + self.intercept_mean_.astype(np.float64)
+        return out.astype(np.dtype(getattr(self, "dtype", np.float64)), copy=False)
+
+
+class PSLassoHead(LinearPredictMixin):
     """Perturbation-specific cross-validated LASSO (LEAP's default head), all perturbations at once.
 
     Parameters
@@ -1489,26 +1517,6 @@ class PSLassoHead:
             "fallback": solver.n_fallback,
             "unconverged": solver.n_unconverged,
         }
-
-    # -- predict ---------------------------------------------------------------------------------
-    def predict(self, Z: np.ndarray) -> np.ndarray:
-        """Mean prediction of the fold models: ``Z @ coef_mean_ + intercept_mean_``.
-
-        Parameters
-        ----------
-        Z : array of shape (n_samples, n_features)
-
-        Returns
-        -------
-        numpy.ndarray of shape (n_samples, n_perturbations)
-        """
-        if not hasattr(self, "coef_mean_"):
-            raise InputError(
-                f"this {type(self).__name__} is not fitted yet", fix="call fit(Z, Y) first"
-            )
-        Zv = validate_x(Z, n_features=self.n_features_in_)
-        out = Zv @ self.coef_mean_.astype(np.float64) + self.intercept_mean_.astype(np.float64)
-        return out.astype(np.dtype(self.dtype))
 
 
 def _spd_inverse_into(G_aug: np.ndarray, H_aug: np.ndarray, d: int, part: slice) -> None:

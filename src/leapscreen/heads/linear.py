@@ -17,10 +17,10 @@ import numpy as np
 
 from leapscreen.errors import InputError
 from leapscreen.heads.lasso import (
+    LinearPredictMixin,
     PSLassoHead,
     kfold_assignment,
     spearman_columns,
-    validate_x,
     validate_xy,
 )
 
@@ -31,33 +31,7 @@ __all__ = ["MeanHead", "RidgeHead", "ElasticNetHead"]
 _TIE = 1e-12  # scores this close are ties
 
 
-class _LinearPredictMixin:
-    """``predict`` for heads that collapse to one linear map."""
-
-    coef_mean_: np.ndarray
-    intercept_mean_: np.ndarray
-    n_features_in_: int
-
-    def predict(self, Z: np.ndarray) -> np.ndarray:
-        """Predict every perturbation: ``Z @ coef_mean_ + intercept_mean_``.
-
-        Parameters
-        ----------
-        Z : array of shape (n_samples, n_features)
-
-        Returns
-        -------
-        numpy.ndarray of shape (n_samples, n_perturbations)
-        """
-        if not hasattr(self, "coef_mean_"):
-            raise InputError(
-                f"this {type(self).__name__} is not fitted yet", fix="call fit(Z, Y) first"
-            )
-        Zv = validate_x(Z, n_features=self.n_features_in_)
-        return Zv @ self.coef_mean_ + self.intercept_mean_
-
-
-class MeanHead(_LinearPredictMixin):
+class MeanHead(LinearPredictMixin):
     """Predict the training mean of every perturbation (over its labelled rows).
 
     Attributes
@@ -176,7 +150,7 @@ def _centred_kernels(
     return K_tr, K_va
 
 
-class RidgeHead(_LinearPredictMixin):
+class RidgeHead(LinearPredictMixin):
     """Per-perturbation ridge regression, penalty chosen by K-fold or leave-one-out cross-validation.
 
     Each fold model minimises ``||y - Xw - b||^2 + alpha ||w||^2`` (scikit-learn's ``Ridge``) on
