@@ -169,3 +169,20 @@ def test_html_report_renders_in_chromium(per_split, tmp_path):
     # not a blank page: plenty of non-white pixels
     non_white = (img[..., :3] < 0.9).any(axis=-1).mean()
     assert non_white > 0.02
+
+
+@pytest.mark.parametrize("lead", ["mean predictor", "single <rep>"])
+def test_best_and_worst_tables_rank_by_leap_not_by_the_first_model(per_split, tmp_path, lead):
+    # the mean predictor (all zeros) listed first must not decide the ranking
+    order = [lead, *[m for m in MODELS if m != lead]]
+    ordered = pd.concat([per_split[per_split["model"] == m] for m in order], ignore_index=True)
+    path = make_report(tmp_path / "report.html", ordered)
+    text = path.read_text(encoding="utf-8")
+    leap = ordered[ordered["model"] == "LEAP"].groupby("perturbation")["spearman"].mean()
+    best_html = text.split("<h3>Best predicted</h3>")[1].split("</table>")[0]
+    worst_html = text.split("<h3>Worst predicted</h3>")[1].split("</table>")[0]
+    names = re.findall(r'<td class="name">([^<]+)</td>', best_html)
+    assert names[0] == leap.idxmax()
+    assert names == list(leap.sort_values(ascending=False).index[: len(names)])
+    assert re.findall(r'<td class="name">([^<]+)</td>', worst_html)[0] == leap.idxmin()
+    assert "(Spearman of LEAP, mean over splits)" in text

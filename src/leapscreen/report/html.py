@@ -231,6 +231,17 @@ def _per_perturbation_means(per_perturbation: pd.DataFrame, metric: str) -> pd.D
     )
 
 
+def _ranking_model(wide: pd.DataFrame, order: list[str]) -> str:
+    """The model whose scores rank the perturbations: a LEAP model if any, else the best on average.
+
+    (The first model is often the mean predictor, whose scores are all 0 and would rank nothing.)
+    """
+    leap = [m for m in order if str(m).lower().startswith("leap")]
+    if leap:
+        return leap[0]
+    return str(wide[order].mean(axis=0).idxmax())
+
+
 def _top_tables(per_perturbation: pd.DataFrame, models: list[str], metric: str) -> str:
     if per_perturbation.empty or not {"perturbation", "model", metric} <= set(
         per_perturbation.columns
@@ -239,7 +250,7 @@ def _top_tables(per_perturbation: pd.DataFrame, models: list[str], metric: str) 
     wide = _per_perturbation_means(per_perturbation, metric)
     order = [m for m in models if m in wide.columns] or list(wide.columns)
     wide = wide[order]
-    lead = order[0]
+    lead = _ranking_model(wide, order)
     ranked = wide.dropna(subset=[lead]).sort_values(lead, ascending=False)
     if ranked.empty:
         return ""
