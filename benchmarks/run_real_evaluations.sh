@@ -40,3 +40,5 @@ run gdsc2_aac_unseen_lines --data "$D/gdsc2_aac" --task unseen-cell-lines --repe
   "${GDSC[@]}" --sensitive high
 run gdsc2_ln_ic50_unseen_lineage --data "$D/gdsc2_ln_ic50" --task unseen-lineage \
   --max-lineages 10 "${GDSC[@]}" --sensitive low
+run gdsc2_aac_unseen_lineage --data "$D/gdsc2_aac" --task unseen-lineage \
+  --max-lineages 10 "${GDSC[@]}" --sensitive high
