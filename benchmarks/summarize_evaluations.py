@@ -52,6 +52,11 @@ def _time_figures(run: Path) -> str:
     return ", ".join(parts) or "run in progress"
 
 
+def _fmt(value: float, metric: str) -> str:
+    # MSE is on the response's own scale (AAC: 0-1), so show significant digits
+    return f"{value:.3g}" if metric == "mse" else f"{value:.3f}"
+
+
 def _paired(per: pd.DataFrame, a: str, b: str) -> str:
     wide = per.pivot_table(index=["split", "perturbation"], columns="model", values="spearman")
     if a not in wide or b not in wide:
@@ -77,9 +82,9 @@ def summarise(run: Path) -> str:
     ]
     for _, row in summary.iterrows():
         cells = [
-            f"{row[f'{m}_mean']:.3f} ± {row[f'{m}_sd']:.3f}"
+            f"{_fmt(row[f'{m}_mean'], m)} ± {_fmt(row[f'{m}_sd'], m)}"
             if pd.notna(row[f"{m}_sd"])
-            else f"{row[f'{m}_mean']:.3f}"
+            else _fmt(row[f"{m}_mean"], m)
             for m in METRICS
         ]
         model = row["model"]

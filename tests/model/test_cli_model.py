@@ -132,6 +132,7 @@ def test_evaluate_resumes_from_cache(dataset, tmp_path):
     assert res.exit_code == 0, res.output
     timings = pd.read_csv(out / "timings.csv")
     assert timings["cached"].sum() == 5
+    assert "5 of 6 (model, split) results" in (out / "report.html").read_text(encoding="utf-8")
     pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), first)
     # other settings in the same directory are refused, not mixed in
     res = runner.invoke(app, [*args[:-3], "--seed", "1", "--out", str(out), "-q"])

@@ -222,6 +222,10 @@ def evaluate_command(
         )
     seconds = time.perf_counter() - t0
     result.settings["wall_seconds"] = round(seconds, 1)
+    # a resumed run's wall time covers only what it computed: say how much came from the cache
+    result.settings["results_from_cache"] = (
+        f"{int(result.timings['cached'].sum())} of {len(result.timings)} (model, split) results"
+    )
     _write_outputs(out, result, names, task)
     if not quiet:
         _print_summary(result, names)
