@@ -96,7 +96,7 @@ def main() -> None:
                 preds["raw"].append(PSLassoHead(standardize=False).fit(Z, Y).predict(Zt))
                 preds["z-scored"].append(PSLassoHead().fit(Z, Y).predict(Zt))
             for scaling, members in preds.items():
-                for k in sorted({1, 2, args.seeds}):
+                for k in sorted(v for v in {1, 2, args.seeds} if v <= args.seeds):
                     record(
                         f"DAMAE-{latent} x {k} seeds, PS-LASSO ({scaling})",
                         np.mean(members[:k], axis=0),
