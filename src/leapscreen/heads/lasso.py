@@ -422,6 +422,19 @@ def _gather_blocks(mats: np.ndarray, slot: np.ndarray, idx: np.ndarray) -> np.nd
     return out
 
 
+def _padded_index(sets: np.ndarray, sizes: np.ndarray, d: int, ps: int) -> np.ndarray:
+    """Coordinates of each problem's active set, padded to ``ps`` columns.
+
+    Padded positions point at distinct dummy coordinates d, d+1, ... (identity rows, zero rhs).
+    """
+    rows, cols = np.nonzero(sets)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    pos = np.arange(rows.size) - np.repeat(starts, sizes)
+    idx = d + np.arange(ps)[None, :] - sizes[:, None]
+    idx[rows, pos] = cols
+    return idx
+
+
 def _gather_solve_part(
     mats: np.ndarray,
     d: int,
@@ -434,12 +447,7 @@ def _gather_solve_part(
 ) -> np.ndarray:
     """Gather, solve and scatter one bucket of equally padded problems (see ``_gather_solve``)."""
     nb, r, _ = rhs.shape
-    rows, cols = np.nonzero(sets)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    pos = np.arange(rows.size) - np.repeat(starts, sizes)
-    # padded positions point at distinct dummy coordinates d, d+1, ... (identity rows, zero rhs)
-    idx = d + np.arange(ps)[None, :] - sizes[:, None]
-    idx[rows, pos] = cols
+    idx = _padded_index(sets, sizes, d, ps)
     M = _gather_blocks(mats, slot, idx)
     if shift is not None:
         diag = np.arange(ps)
@@ -521,11 +529,7 @@ def _gather_solve_torch(
     import torch
 
     nb, r, _ = rhs.shape
-    rows, cols = np.nonzero(sets)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    pos = np.arange(rows.size) - np.repeat(starts, sizes)
-    idx = d + np.arange(ps)[None, :] - sizes[:, None]
-    idx[rows, pos] = cols
+    idx = _padded_index(sets, sizes, d, ps)
     device = _torch_device(device)
     key = (id(mats), device)
     cached = _TORCH_CACHE.get(key)

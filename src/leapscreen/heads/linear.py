@@ -281,20 +281,41 @@ class RidgeHead(LinearPredictMixin):
         for j in np.flatnonzero(~fallback):
             groups.setdefault(np.packbits(labelled[:, j]).tobytes(), []).append(int(j))
 
-        kernel = None  # Zc Zc^T, computed once when the unstandardised kernel form is needed
+        kernel: list[np.ndarray] = []  # Zc Zc^T, computed once if the centred kernel form is used
+
+        def decompose(tr: np.ndarray, va: np.ndarray | None = None):
+            """Scaled training rows, the eigenbasis of their Gram matrix, the validation projection.
+
+            With ``Xs = U S V^T`` and validation rows ``Xv``: ``Xv w(alpha) = XvU @ diag(1 / (s^2 +
+            alpha)) @ U^T y`` where ``XvU = Xv Xs^T U``. Unscaled features with more genes than rows
+            slice and centre one kernel matrix instead of forming ``Xs Xs^T`` again.
+            """
+            Xs, mean, scale, keep = self._scaled(Zc[tr])
+            Xv = None if va is None else np.where(keep, (Zc[va] - mean) / scale, 0.0)
+            if not self.standardize and d >= tr.size:
+                if not kernel:
+                    kernel.append(Zc @ Zc.T)
+                K_tr, K_va = _centred_kernels(kernel[0], tr, tr if va is None else va)
+                U, s2 = _eigen_of_gram(K_tr)
+                XvU = None if va is None else K_va @ U
+            else:
+                U, s2 = _eigen(Xs)
+                XvU = None if Xv is None else Xv @ (Xs.T @ U)
+            return Xs, mean, scale, keep, U, s2, XvU
+
+        def score(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+            """Validation score of each (alpha, column): Spearman, or minus the MSE."""
+            if self.scoring == "spearman":
+                return spearman_columns(pred, np.broadcast_to(truth, pred.shape))
+            return -((pred - truth) ** 2).mean(axis=1)
+
         for cols_list in groups.values():
             cols = np.asarray(cols_list)
             mask = labelled[:, cols[0]]
             if loo:
                 rows = np.flatnonzero(mask)
-                Xs, mean, scale, keep = self._scaled(Zc[rows])
-                if not self.standardize and d >= rows.size:
-                    # centring only: slice and centre the kernel computed once for all rows
-                    if kernel is None:
-                        kernel = Zc @ Zc.T
-                    U, s2 = _eigen_of_gram(_centred_kernels(kernel, rows, rows)[0])
-                else:
-                    U, s2 = _eigen(Xs)
+                fit = decompose(rows)
+                U, s2 = fit[4], fit[5]
                 yt = Yv[rows][:, cols]
                 ym = yt.mean(axis=0)
                 Uy = U.T @ (yt - ym)
@@ -303,66 +324,29 @@ class RidgeHead(LinearPredictMixin):
                 fitted = U @ (gain[:, :, None] * Uy[None]) + ym  # (n_alphas, n, q)
                 lev = (U**2) @ gain.T + 1.0 / rows.size  # (n, n_alphas)
                 lev = np.minimum(lev.T[:, :, None], 1.0 - 1e-12)  # (n_alphas, n, 1)
-                pred = (fitted - lev * yt) / (1.0 - lev)  # leave-one-out predictions
-                if self.scoring == "spearman":
-                    mean_score = spearman_columns(pred, np.broadcast_to(yt, pred.shape))
-                else:
-                    mean_score = -((pred - yt) ** 2).mean(axis=1)
-                best = _best_alpha(mean_score)
-                scores[:, cols] = mean_score
-                chosen[cols] = grid[best]
-                w_std = Xs.T @ (U @ (Uy / (s2[:, None] + grid[best][None, :])))
-                w_raw = np.where(keep[:, None], w_std / scale[:, None], 0.0)
-                coef[0][:, cols] = w_raw
-                intercept[0, cols] = ym - mean @ w_raw
-                continue
-            fold = kfold_assignment(mask, k, self.random_state)
-            total = np.zeros((grid.size, cols.size))
-            fold_models = []
-            for f in range(k):
-                tr = np.flatnonzero(mask & (fold != f))
-                va = np.flatnonzero(fold == f)
-                Xs, mean, scale, keep = self._scaled(Zc[tr])
-                yt = Yv[tr][:, cols]
-                ym = yt.mean(axis=0)
-                if d < tr.size:
-                    # primal form (fewer features than rows): eigh of Xs^T Xs = V S^2 V^T; the
-                    # kernel-form quantities below follow with U = Xs V / s and Xv Xs^T U = Xv V s
-                    s2, V = np.linalg.eigh(Xs.T @ Xs)
-                    nz = s2 > 1e-10 * max(float(s2[-1]), 1e-300)
-                    s2, V = s2[nz], V[:, nz]
-                    U = (Xs @ V) / np.sqrt(s2)
-                    XvV = (np.where(keep, (Zc[va] - mean) / scale, 0.0) @ V) * np.sqrt(s2)
-                else:
-                    if self.standardize:
-                        K_tr = Xs @ Xs.T
-                        K_va = np.where(keep, (Zc[va] - mean) / scale, 0.0) @ Xs.T
-                    else:
-                        # centring only: slice and centre the kernel computed once for all rows
-                        if kernel is None:
-                            kernel = Zc @ Zc.T
-                        K_tr, K_va = _centred_kernels(kernel, tr, va)
-                    # Kernel form (n_train << genes): eigh of Xs Xs^T instead of an SVD of Xs.
-                    # With Xs = U S V^T: Xv w(alpha) = (Xv Xs^T) U diag(1 / (s^2 + alpha)) U^T y.
-                    s2, U = np.linalg.eigh(K_tr)
-                    nz = s2 > 1e-10 * max(float(s2[-1]), 1e-300)
-                    s2, U = s2[nz], U[:, nz]
-                    XvV = K_va @ U  # (n_val, r)
-                Uy = U.T @ (yt - ym)  # (r, q)
-                yv = Yv[va][:, cols]
-                shrink = 1.0 / (s2[None, :] + grid[:, None])  # (n_alphas, r)
-                # validation predictions for every alpha at once: (n_alphas, n_val, q)
-                pred = XvV @ (shrink[:, :, None] * Uy[None]) + ym
-                if self.scoring == "spearman":
-                    total += spearman_columns(pred, np.broadcast_to(yv, pred.shape))
-                else:
-                    total -= ((pred - yv) ** 2).mean(axis=1)
-                fold_models.append((Xs, U, s2, Uy, ym, mean, scale, keep))
-            mean_score = total / k
+                mean_score = score((fitted - lev * yt) / (1.0 - lev), yt)  # leave-one-out
+                fold_models = [(*fit[:6], Uy, ym)]
+            else:
+                fold = kfold_assignment(mask, k, self.random_state)
+                total = np.zeros((grid.size, cols.size))
+                fold_models = []
+                for f in range(k):
+                    tr = np.flatnonzero(mask & (fold != f))
+                    va = np.flatnonzero(fold == f)
+                    *fit, XvU = decompose(tr, va)
+                    yt = Yv[tr][:, cols]
+                    ym = yt.mean(axis=0)
+                    Uy = fit[4].T @ (yt - ym)  # (r, q)
+                    shrink = 1.0 / (fit[5][None, :] + grid[:, None])  # (n_alphas, r)
+                    # validation predictions for every alpha at once: (n_alphas, n_val, q)
+                    pred = XvU @ (shrink[:, :, None] * Uy[None]) + ym
+                    total += score(pred, Yv[va][:, cols])
+                    fold_models.append((*fit, Uy, ym))
+                mean_score = total / k
             best = _best_alpha(mean_score)
             scores[:, cols] = mean_score
             chosen[cols] = grid[best]
-            for f, (Xs, U, s2, Uy, ym, mean, scale, keep) in enumerate(fold_models):
+            for f, (Xs, mean, scale, keep, U, s2, Uy, ym) in enumerate(fold_models):
                 shrink = 1.0 / (s2[:, None] + grid[best][None, :])  # (r, q)
                 w_std = Xs.T @ (U @ (shrink * Uy))  # (d, q)
                 w_raw = np.where(keep[:, None], w_std / scale[:, None], 0.0)
