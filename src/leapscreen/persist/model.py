@@ -29,6 +29,7 @@ import numpy as np
 
 from leapscreen._version import __version__
 from leapscreen.errors import InputError, ModelFormatError
+from leapscreen.persist.atomic import publish_directory
 
 FORMAT = "leapscreen.LEAP"
 FORMAT_VERSION = 1
@@ -190,14 +191,7 @@ def save_model(model, directory, overwrite: bool = False, metadata: dict[str, An
         ]
         meta["sha256"] = {name: _sha256(tmp / name) for name in all_files}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
-        if target.exists():
-            backup = target.with_name(f".{target.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
-            target.rename(backup)
-            tmp.rename(target)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            tmp.rename(target)
+        publish_directory(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
