@@ -56,3 +56,8 @@ def make_model(name: str, **overrides: Any) -> LEAP:
         # single-representation presets stay single whatever n_seeds is passed to all models
         params["n_seeds"] = 1
     return LEAP(**params)
+
+
+def model_names() -> list[str]:
+    """Every model name that :func:`make_model`, ``fit --model`` and ``evaluate --models`` accept."""
+    return list(MODEL_PRESETS)
