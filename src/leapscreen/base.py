@@ -21,6 +21,7 @@ Estimators validate their input with scikit-learn's helpers (``validate_data``, 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
@@ -71,6 +72,8 @@ class BaseHead(RegressorMixin, BaseEstimator):
 
     #: whether the fitted head is one linear map ``Z @ coef_mean_ + intercept_mean_``
     is_linear: ClassVar[bool] = False
+    #: False for heads that ignore the features (the mean predictor): LEAP fits one such member
+    uses_features: ClassVar[bool] = True
 
     def __sklearn_tags__(self):  # noqa: ANN204 - sklearn's Tags object
         tags = super().__sklearn_tags__()
@@ -160,6 +163,8 @@ class BaseRepresentation(TransformerMixin, BaseEstimator):
 
     #: whether the fitted representation is the affine map ``X @ W + b``
     is_linear: ClassVar[bool] = False
+    #: False for representations that do not depend on a seed (the genes): LEAP fits one seed
+    seeded: ClassVar[bool] = True
 
     def fit(
         self,
@@ -177,93 +182,206 @@ class BaseRepresentation(TransformerMixin, BaseEstimator):
 
 
 # ---------------------------------------------------------------------------------- saved state
-
-_TUPLE = "__tuple__"
-_DTYPE = "__dtype__"
-
-
-def _encode(value: Any, where: str) -> Any:
-    """A JSON-able form of a parameter / fitted attribute value (tuples and dtypes tagged)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (type, np.dtype)) and not isinstance(value, type(BaseEstimator)):
-        try:
-            return {_DTYPE: np.dtype(value).name}
-        except TypeError:
-            pass
-    if isinstance(value, tuple):
-        return {_TUPLE: [_encode(v, where) for v in value]}
-    if isinstance(value, list):
-        return [_encode(v, where) for v in value]
-    if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value):
-            raise TypeError(f"cannot save {where}: dictionary keys must be strings")
-        return {k: _encode(v, where) for k, v in value.items()}
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise TypeError(f"cannot save {where} of type {type(value).__name__}")
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {_TUPLE}:
-            return tuple(_decode(v) for v in value[_TUPLE])
-        if set(value) == {_DTYPE}:
-            return np.dtype(value[_DTYPE]).type
-        return {k: _decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    return value
+#
+# A state is a JSON tree plus a flat table of arrays and one of texts. In the tree an ndarray is
+# {"__array__": key}, a nested estimator {"__object__": {...}}, an object already written elsewhere
+# in the same tree {"__ref__": path}, a tuple {"__tuple__": [...]}, a dtype {"__dtype__": name},
+# and an array of strings {"__strings__": [...]}. Nothing is ever pickled.
 
 
 class EstimatorState(dict):
-    """What is saved of an estimator: ``{"class", "params", "attributes"}`` + arrays + texts.
+    """What is saved of an estimator: ``{"class", "params", "attributes", ...}`` (JSON-able).
 
-    The dict itself is JSON-able; ``arrays`` (name -> ndarray) and ``texts`` (name -> str) are kept
-    beside it as attributes.
+    ``arrays`` (key -> ndarray) and ``texts`` (key -> str) are kept beside it as attributes.
     """
 
     arrays: dict[str, np.ndarray]
     texts: dict[str, str]
 
 
-def get_state(estimator: BaseEstimator) -> EstimatorState:
+class _Encoder:
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+        self.texts: dict[str, str] = {}
+        self.seen: dict[int, str] = {}
+
+    def value(self, value: Any, key: str, where: str) -> Any:
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind in "biufc":
+                self.arrays[key] = value
+                return {"__array__": key}
+            if value.dtype.kind in "OUS" and all(isinstance(v, str) for v in value.ravel()):
+                return {"__strings__": [str(v) for v in value.ravel()], "shape": list(value.shape)}
+            raise TypeError(f"cannot save {where}: an array of dtype {value.dtype}")
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, np.dtype) or (
+            isinstance(value, type) and issubclass(value, np.generic)
+        ):
+            return {"__dtype__": np.dtype(value).name}
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, tuple):
+            return {"__tuple__": [self.value(v, f"{key}.{i}", where) for i, v in enumerate(value)]}
+        if isinstance(value, list):
+            return [self.value(v, f"{key}.{i}", where) for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            if not all(isinstance(k, str) for k in value):
+                raise TypeError(f"cannot save {where}: dictionary keys must be strings")
+            return {k: self.value(v, f"{key}.{k}", where) for k, v in value.items()}
+        if _is_object(value):
+            if id(value) in self.seen:
+                return {"__ref__": self.seen[id(value)]}
+            self.seen[id(value)] = key
+            return {"__object__": self.obj(value, key)}
+        raise TypeError(f"cannot save {where} of type {type(value).__name__}")
+
+    def obj(self, obj: Any, path: str) -> dict[str, Any]:
+        name = type(obj).__name__
+        prefix = f"{path}/" if path else ""
+        if dataclasses.is_dataclass(obj):
+            fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+            return {
+                "class": name,
+                "fields": {
+                    k: self.value(v, f"{prefix}{k}", f"{name}.{k}") for k, v in fields.items()
+                },
+            }
+        if not hasattr(obj, "get_params"):  # a part with its own get_state / from_state
+            legacy_params, legacy_arrays = obj.get_state()
+            for k, v in legacy_arrays.items():
+                self.arrays[f"{prefix}state:{k}"] = np.asarray(v)
+            return {
+                "class": name,
+                "state": self.value(legacy_params, f"{prefix}state", name),
+                "state_arrays": sorted(legacy_arrays),
+            }
+        params = {
+            k: self.value(v, f"{prefix}param:{k}", f"{name} parameter {k!r}")
+            for k, v in obj.get_params(deep=False).items()
+        }
+        attributes = {
+            k: self.value(v, f"{prefix}{k}", f"{name}.{k}")
+            for k, v in vars(obj).items()
+            if k.endswith("_") and not k.startswith("__")
+        }
+        texts = []
+        hook = getattr(obj, "_extra_state", None)
+        if hook is not None:
+            extra_arrays, extra_texts = hook()
+            for k, v in extra_arrays.items():
+                arr = np.asarray(v)
+                if arr.dtype.kind not in "biufc":
+                    raise TypeError(f"cannot save {name} extra state {k!r} of dtype {arr.dtype}")
+                self.arrays[f"{prefix}extra:{k}"] = arr
+            for k, v in extra_texts.items():
+                self.texts[f"{prefix}{k}"] = str(v)
+                texts.append(k)
+        return {"class": name, "params": params, "attributes": attributes, "texts": sorted(texts)}
+
+
+def _is_object(value: Any) -> bool:
+    if isinstance(value, type):
+        return False
+    return (
+        hasattr(value, "get_params")
+        or dataclasses.is_dataclass(value)
+        or (hasattr(value, "get_state") and hasattr(type(value), "from_state"))
+    )
+
+
+class _Decoder:
+    def __init__(
+        self,
+        arrays: dict[str, np.ndarray],
+        texts: dict[str, str],
+        resolve: Any,
+        overrides: dict[str, Any],
+    ) -> None:
+        self.arrays, self.texts, self.resolve, self.overrides = arrays, texts, resolve, overrides
+        self.seen: dict[str, Any] = {}
+
+    def value(self, value: Any, key: str) -> Any:
+        if isinstance(value, list):
+            return [self.value(v, f"{key}.{i}") for i, v in enumerate(value)]
+        if not isinstance(value, dict):
+            return value
+        if set(value) == {"__array__"}:
+            name = value["__array__"]
+            if name not in self.arrays:
+                raise ValueError(f"array {name!r} is missing")
+            return self.arrays[name]
+        if set(value) == {"__strings__", "shape"}:
+            return np.array(value["__strings__"], dtype=object).reshape(value["shape"])
+        if set(value) == {"__tuple__"}:
+            return tuple(self.value(v, f"{key}.{i}") for i, v in enumerate(value["__tuple__"]))
+        if set(value) == {"__dtype__"}:
+            return np.dtype(value["__dtype__"]).type
+        if set(value) == {"__ref__"}:
+            if value["__ref__"] not in self.seen:
+                raise ValueError(f"reference to unknown object {value['__ref__']!r}")
+            return self.seen[value["__ref__"]]
+        if set(value) == {"__object__"}:
+            obj = self.obj(value["__object__"], key)
+            self.seen[key] = obj
+            return obj
+        return {k: self.value(v, f"{key}.{k}") for k, v in value.items()}
+
+    def obj(self, state: dict[str, Any], path: str, cls: type | None = None) -> Any:
+        if not isinstance(state, dict) or "class" not in state:
+            raise ValueError("an object entry without a class")
+        cls = cls or self.resolve(state["class"])
+        prefix = f"{path}/" if path else ""
+        if "fields" in state:
+            fields = {k: self.value(v, f"{prefix}{k}") for k, v in state["fields"].items()}
+            return cls(**fields)
+        if "state_arrays" in state:
+            legacy = {}
+            for k in state["state_arrays"]:
+                if f"{prefix}state:{k}" not in self.arrays:
+                    raise ValueError(f"array {prefix}state:{k!r} is missing")
+                legacy[k] = self.arrays[f"{prefix}state:{k}"]
+            return cls.from_state(self.value(state["state"], f"{prefix}state"), legacy)
+        obj = cls()
+        valid = obj.get_params(deep=False)
+        saved = {k: self.value(v, f"{prefix}param:{k}") for k, v in state["params"].items()}
+        unknown = sorted(set(saved) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown} for {cls.__name__}")
+        saved.update({k: v for k, v in self.overrides.items() if k in valid})
+        obj.set_params(**saved)
+        for k, v in state["attributes"].items():
+            setattr(obj, k, self.value(v, f"{prefix}{k}"))
+        hook = getattr(obj, "_load_extra_state", None)
+        if hook is not None:
+            extra = {
+                k[len(prefix) + len("extra:") :]: v
+                for k, v in self.arrays.items()
+                if k.startswith(f"{prefix}extra:")
+            }
+            texts = {k: self.texts[f"{prefix}{k}"] for k in state.get("texts", [])}
+            hook(extra, texts)
+        return obj
+
+
+def _default_resolve(class_name: str) -> type:
+    from leapscreen.registry import class_by_name
+
+    return class_by_name(class_name)
+
+
+def get_state(estimator: Any) -> EstimatorState:
     """Capture an estimator's constructor parameters, fitted ``*_`` attributes and extra state.
 
-    Arrays (including fitted ndarrays) go to ``state.arrays``; scalars, strings and lists of them
-    to the JSON part; anything else (an object array, an arbitrary object) raises ``TypeError``.
+    Numeric arrays anywhere go to ``state.arrays``; nested estimators (in parameters or fitted
+    attributes) are captured the same way, recursively; scalars, strings, lists and dicts of them
+    go to the JSON part; anything else (object arrays, arbitrary objects) raises ``TypeError``.
     """
-    name = type(estimator).__name__
-    params = {
-        k: _encode(v, f"{name} parameter {k!r}")
-        for k, v in estimator.get_params(deep=False).items()
-    }
-    attributes: dict[str, Any] = {}
-    arrays: dict[str, np.ndarray] = {}
-    for key, value in vars(estimator).items():
-        if not key.endswith("_") or key.startswith("__"):
-            continue
-        if isinstance(value, np.ndarray):
-            if value.dtype == object:
-                raise TypeError(f"cannot save object array {name}.{key}")
-            arrays[key] = value
-        else:
-            attributes[key] = _encode(value, f"{name}.{key}")
-    texts: dict[str, str] = {}
-    hook = getattr(estimator, "_extra_state", None)
-    if hook is not None:
-        extra_arrays, extra_texts = hook()
-        for key, value in extra_arrays.items():
-            arr = np.asarray(value)
-            if arr.dtype == object:
-                raise TypeError(f"cannot save object array {name} extra state {key!r}")
-            arrays[f"extra:{key}"] = arr
-        texts.update(extra_texts)
-    state = EstimatorState(
-        {"class": name, "params": params, "attributes": attributes, "texts": sorted(texts)}
-    )
-    state.arrays = arrays
-    state.texts = texts
+    enc = _Encoder()
+    enc.seen[id(estimator)] = ""
+    state = EstimatorState(enc.obj(estimator, ""))
+    state.arrays = enc.arrays
+    state.texts = enc.texts
     return state
 
 
@@ -274,30 +392,13 @@ def set_state(
     texts: dict[str, str] | None = None,
     *,
     params: dict[str, Any] | None = None,
+    resolve: Any = None,
 ) -> Any:
     """Rebuild an estimator saved by :func:`get_state`.
 
-    ``params`` overrides constructor parameters (e.g. ``device``). Unknown parameters raise
-    ``ValueError`` (from ``set_params``) so that a damaged or foreign file is not half-loaded.
+    ``params`` overrides constructor parameters wherever an estimator accepts them (e.g.
+    ``device``). Nested classes are looked up with ``resolve(class_name)`` (default: the registry).
+    Unknown parameters raise ``ValueError`` so that a damaged or foreign state is not half-loaded.
     """
-    obj = cls()
-    saved = {k: _decode(v) for k, v in state["params"].items()}
-    valid = obj.get_params(deep=False)
-    unknown = sorted(set(saved) - set(valid))
-    if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown} for {cls.__name__}")
-    saved.update({k: v for k, v in (params or {}).items() if k in valid})
-    obj.set_params(**saved)
-    for key, value in state["attributes"].items():
-        setattr(obj, key, _decode(value))
-    extra: dict[str, np.ndarray] = {}
-    for key, value in arrays.items():
-        if key.startswith("extra:"):
-            extra[key[len("extra:") :]] = value
-        else:
-            setattr(obj, key, value)
-    hook = getattr(obj, "_load_extra_state", None)
-    if hook is not None:
-        hook(extra, dict(texts or {}))
-    return obj
-
+    dec = _Decoder(dict(arrays), dict(texts or {}), resolve or _default_resolve, dict(params or {}))
+    return dec.obj(state, "", cls=cls)

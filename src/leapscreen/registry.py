@@ -14,6 +14,7 @@ name; by default a setting goes to the constructor parameter of the same name wh
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,6 +26,7 @@ __all__ = [
     "get_entry",
     "head_names",
     "name_of",
+    "register_component",
     "register_head",
     "register_representation",
     "representation_names",
@@ -58,10 +60,13 @@ class Entry:
 
 
 _ENTRIES: dict[Kind, dict[str, Entry]] = {"head": {}, "representation": {}}
+_COMPONENTS: dict[str, type] = {}
 _BUILTINS_LOADED = False
 
 
-def _register(kind: Kind, name: str, leap_params: Mapping[str, str] | None) -> Callable[[type], type]:
+def _register(
+    kind: Kind, name: str, leap_params: Mapping[str, str] | None
+) -> Callable[[type], type]:
     def decorator(cls: type) -> type:
         existing = _ENTRIES[kind].get(name)
         if existing is not None and existing.cls.__qualname__ != cls.__qualname__:
@@ -82,13 +87,27 @@ def register_representation(name: str, *, leap_params: Mapping[str, str] | None 
     return _register("representation", name, leap_params)
 
 
+def register_component(cls: type) -> type:
+    """Class decorator: a part that saved models may contain (a preprocessor, an aligner, a model).
+
+    Persistence rebuilds only registered classes, so that loading a model never instantiates an
+    arbitrary class named in a file.
+    """
+    _COMPONENTS[cls.__name__] = cls
+    return cls
+
+
+#: packages whose modules register the built-in estimators, imported on first look-up like plugins
+BUILTIN_PACKAGES = ("leapscreen.heads", "leapscreen.represent")
+
+
 def _load_builtins() -> None:
-    """Import the packages whose modules register the built-in estimators (once, lazily)."""
+    """Import the built-in packages (once, lazily): their modules register themselves."""
     global _BUILTINS_LOADED
     if not _BUILTINS_LOADED:
         _BUILTINS_LOADED = True
-        import leapscreen.heads  # noqa: F401
-        import leapscreen.represent  # noqa: F401
+        for package in BUILTIN_PACKAGES:
+            importlib.import_module(package)
 
 
 def head_names() -> list[str]:
@@ -132,6 +151,8 @@ def class_by_name(class_name: str) -> type:
         for entry in table.values():
             if entry.cls.__name__ == class_name:
                 return entry.cls
+    if class_name in _COMPONENTS:
+        return _COMPONENTS[class_name]
     raise KeyError(class_name)
 
 
