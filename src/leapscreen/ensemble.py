@@ -1,116 +1,61 @@
-"""LEAP: the layered ensemble of representations x heads, and its exact linear collapse.
-
-A fitted :class:`LEAP` holds
-
-* one :class:`~leapscreen.preprocess.Preprocessor` fitted on the training expression only;
-* K members (representation seeds, optionally several representation types), each a fitted
-  representation and a fitted head whose prediction is already the mean over its CV-fold models;
-* the prediction = plain mean over members (= mean over seeds x folds).
-
-When the preprocessing is affine after the log, every representation is linear and every head is linear,
-the whole ensemble is one affine map of the (logged) expression: ``gene_coef_`` (genes x perturbations)
-and ``gene_intercept_``. :meth:`LEAP.predict` then uses that one matrix product; ``layered=True`` runs the
-members instead (they agree to float precision, which a test checks).
-"""
-
 from __future__ import annotations
 
 import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.utils.validation import check_is_fitted
 
+from leapscreen import persist, registry
+from leapscreen.base import nan_r2
 from leapscreen.errors import InputError
-from leapscreen.heads import ElasticNetHead, MeanHead, PSLassoHead, RidgeHead
 from leapscreen.preprocess import Preprocessor
-from leapscreen.represent import DAMAE, Autoencoder, MaskedAutoencoder, PCARepresentation
 
 logger = logging.getLogger(__name__)
 
-REPRESENTATIONS = ("damae", "mae", "ae", "pca", "genes")
-HEADS = ("ps-lasso", "ps-enet", "ridge", "mean")
-
 ProgressFn = Callable[[str, int, int], None]
 
-
-class IdentityRepresentation:
-    """The preprocessed genes themselves (the "raw genes" baseline); linear."""
-
-    is_linear = True
-
-    def fit(self, X: np.ndarray, **_: Any) -> IdentityRepresentation:
-        self.n_features_ = X.shape[1]
-        return self
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(X, dtype=np.float32)
-
-    def linear_map(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.eye(self.n_features_, dtype=np.float32), np.zeros(self.n_features_, np.float32)
-
-    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"n_features": int(self.n_features_)}, {}
-
-    @classmethod
-    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray], **_: Any):
-        obj = cls()
-        obj.n_features_ = int(params["n_features"])
-        return obj
+registry.register_component(Preprocessor)
 
 
-def make_representation(
-    kind: str, latent_dim: int, seed: int, device: str, params: dict[str, Any] | None = None
-):
-    """A fresh, unfitted representation of the given kind."""
-    params = dict(params or {})
-    if kind == "pca":
-        return PCARepresentation(n_components=latent_dim, random_state=seed)
-    if kind == "genes":
-        return IdentityRepresentation()
-    cls = {"damae": DAMAE, "mae": MaskedAutoencoder, "ae": Autoencoder}.get(kind)
-    if cls is None:
-        raise ValueError(f"unknown representation {kind!r}; choose from {REPRESENTATIONS}")
-    return cls(latent_dim=latent_dim, random_state=seed, device=device, **params)
-
-
-def make_head(
-    kind: str, n_folds: int, seed: int, device: str, params: dict[str, Any] | None = None
-):
-    """A fresh, unfitted head of the given kind."""
-    params = dict(params or {})
-    if kind == "ps-lasso":
-        return PSLassoHead(n_folds=n_folds, random_state=seed, device=device, **params)
-    if kind == "ps-enet":
-        return ElasticNetHead(n_folds=n_folds, random_state=seed, device=device, **params)
-    if kind == "ridge":
-        return RidgeHead(**{"cv": n_folds, "random_state": seed, **params})
-    if kind == "mean":
-        return MeanHead()
-    raise ValueError(f"unknown head {kind!r}; choose from {HEADS}")
-
-
+@registry.register_component
 @dataclass
 class Member:
-    """One layer-1 member of the ensemble: a representation and the head fitted on it."""
+    """One layer-1 member of the ensemble: a fitted representation and the head fitted on it.
+
+    ``kind`` and ``head_kind`` are the registered names of the two (the class name for
+    unregistered estimators).
+    """
 
     kind: str
     seed: int
     representation: Any
     head: Any
     fit_seconds: float = 0.0
-    info: dict[str, Any] = field(default_factory=dict)
+    head_kind: str = ""
 
     @property
     def is_linear(self) -> bool:
-        return bool(getattr(self.representation, "is_linear", False))
+        """Both parts linear: the member is one affine map of the preprocessed genes."""
+        return bool(getattr(self.representation, "is_linear", False)) and bool(
+            getattr(self.head, "is_linear", False)
+        )
 
     def predict(self, Xz: np.ndarray) -> np.ndarray:
-        return self.head.predict(self.representation.transform(Xz))
+        return np.asarray(self.head.predict(self.representation.transform(Xz)))
+
+    def fallback_mask(self, n_perturbations: int) -> np.ndarray:
+        """Perturbations this member's head predicts by their training mean."""
+        fb = getattr(self.head, "fallback_", None)
+        if fb is None:
+            return np.zeros(n_perturbations, dtype=bool)
+        return np.asarray(fb, dtype=bool).reshape(-1)
 
 
 def fingerprint(expression: pd.DataFrame, responses: pd.DataFrame) -> str:
@@ -123,20 +68,45 @@ def fingerprint(expression: pd.DataFrame, responses: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-class LEAP:
+def _as_list(spec: Any) -> list[Any]:
+    if isinstance(spec, (str, BaseEstimator)):
+        return [spec]
+    return list(spec)
+
+
+def _accepted_somewhere(kind: registry.Kind, keys: set[str]) -> set[str]:
+    """Of ``keys``, those that no registered estimator of ``kind`` accepts (typos)."""
+    names = registry.head_names() if kind == "head" else registry.representation_names()
+    accepted: set[str] = set()
+    for name in names:
+        accepted |= registry.get_entry(kind, name).constructor_params()
+    return keys - accepted
+
+
+@registry.register_component
+class LEAP(RegressorMixin, BaseEstimator):
     """Layered Ensemble of Autoencoders and Predictors.
+
+    Every member is a representation fitted with its own seed and a head fitted on that
+    representation; the prediction is the plain mean over members (= over seeds x CV folds, since a
+    head's prediction is already the mean of its fold models).
 
     Parameters
     ----------
-    representation : str or sequence of str
-        "damae" (default), "mae", "ae", "pca" or "genes" (no representation: heads on the preprocessed
-        genes). A sequence ensembles across representation types too.
+    representation : str, estimator, or a sequence of them
+        A registered name ("damae" (default), "mae", "ae", "pca", "genes": no representation, the
+        heads on the preprocessed genes) or a representation object (e.g.
+        ``DAMAE(latent_dim=128)``). A sequence ensembles across representation types too.
     n_seeds : int
         Representation seeds per type (the paper: 5). 1 gives the single-representation model.
-    head : str
-        "ps-lasso" (default), "ps-enet", "ridge" or "mean".
+    head : str, estimator, or a sequence of them
+        A registered name ("ps-lasso" (default), "ps-enet", "ridge", "mean", ...) or a head object
+        (e.g. ``PSLassoHead(n_alphas=20)``). With several, every representation seed gets each head:
+        members mix strategies, and an ensemble that is not entirely linear predicts through its
+        members.
     latent_dim : int
-        Size of the latent representation (256 in the reference).
+        Size of the latent representation (256 in the reference); used for representations given
+        by name (an object keeps its own).
     n_genes : int
         Most-variant genes kept (fitted on the training expression only). Ignored if ``genes`` is given.
     genes : sequence of str, optional
@@ -144,20 +114,22 @@ class LEAP:
     log_transform : bool or "auto"
         Apply ln(1 + x) first (for TPM input).
     n_folds : int
-        CV folds of the heads (their fold models are kept and averaged).
+        CV folds of the heads given by name (their fold models are kept and averaged).
     representation_params, head_params : dict, optional
-        Extra keyword arguments of the representation / head constructors.
+        Extra constructor arguments of the representations / heads given by name (with several
+        types, each gets those it accepts; a key no registered estimator accepts is an error).
     random_state : int
-        Base seed: representation seed k is ``random_state + k``; heads use ``random_state``.
+        Base seed: representation seed k is ``random_state + k``; heads use ``random_state``. This
+        applies to objects too: each member is ``clone(obj)`` with its seed set.
     device : str
-        Torch device for representations and heads ("cpu", "cuda").
+        Torch device ("cpu", "cuda"), set on every member that has a ``device`` parameter.
     """
 
     def __init__(
         self,
-        representation: str | Sequence[str] = "damae",
+        representation: Any = "damae",
         n_seeds: int = 5,
-        head: str = "ps-lasso",
+        head: Any = "ps-lasso",
         latent_dim: int = 256,
         n_genes: int = 5000,
         genes: Sequence[str] | None = None,
@@ -181,35 +153,106 @@ class LEAP:
         self.random_state = random_state
         self.device = device
 
-    # ------------------------------------------------------------------ parameters
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters (JSON-able)."""
-        rep = self.representation
-        return {
-            "representation": rep if isinstance(rep, str) else list(rep),
-            "n_seeds": int(self.n_seeds),
-            "head": self.head,
-            "latent_dim": int(self.latent_dim),
-            "n_genes": int(self.n_genes),
-            "genes": None if self.genes is None else list(self.genes),
-            "log_transform": self.log_transform,
-            "n_folds": int(self.n_folds),
-            "representation_params": dict(self.representation_params or {}),
-            "head_params": dict(self.head_params or {}),
-            "random_state": int(self.random_state),
+    # ------------------------------------------------------------------ building members
+    def _check_params(self) -> None:
+        def positive_int(name: str, value: Any, minimum: int = 1) -> None:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or value < minimum
+            ):
+                raise InputError(
+                    f"LEAP: {name} must be an integer >= {minimum}, got {value!r}",
+                    fix=f"use e.g. {name}={max(minimum, 5)}",
+                )
+
+        positive_int("n_seeds", self.n_seeds)
+        positive_int("n_folds", self.n_folds, 2)
+        positive_int("latent_dim", self.latent_dim)
+        if not _as_list(self.representation):
+            raise InputError("LEAP: no representation given", fix="use representation='damae'")
+        if not _as_list(self.head):
+            raise InputError("LEAP: no head given", fix="use head='ps-lasso'")
+        for kind, specs, extra in (
+            ("representation", _as_list(self.representation), self.representation_params),
+            ("head", _as_list(self.head), self.head_params),
+        ):
+            for spec in specs:
+                if isinstance(spec, str):
+                    registry.get_entry(kind, spec)  # ValueError naming the choices
+                elif not isinstance(spec, BaseEstimator):
+                    raise InputError(
+                        f"LEAP: {kind} must be a registered name or an estimator, got {spec!r}",
+                        fix="pass e.g. 'damae' / 'ps-lasso' or an estimator object",
+                    )
+            unknown = _accepted_somewhere(kind, set(extra or {}))
+            if unknown:
+                raise InputError(
+                    f"LEAP: {kind}_params {sorted(unknown)} are accepted by no {kind}",
+                    fix=f"check the spelling of the {kind} parameters",
+                )
+
+    def _representation(self, spec: Any, seed: int) -> tuple[str, Any]:
+        settings = {"latent_dim": self.latent_dim, "random_state": seed, "device": self.device}
+        if isinstance(spec, str):
+            entry = registry.get_entry("representation", spec)
+            accepted = entry.constructor_params()
+            params = {k: v for k, v in (self.representation_params or {}).items() if k in accepted}
+            return spec, registry.build("representation", spec, params, **settings)
+        rep = clone(spec)
+        own = rep.get_params(deep=False)
+        rep.set_params(**{k: v for k, v in settings.items() if k in own and k != "latent_dim"})
+        return registry.name_of(rep), rep
+
+    def _head(self, spec: Any) -> tuple[str, Any]:
+        settings = {
+            "n_folds": self.n_folds,
+            "random_state": self.random_state,
             "device": self.device,
         }
+        if isinstance(spec, str):
+            entry = registry.get_entry("head", spec)
+            accepted = entry.constructor_params()
+            params = {k: v for k, v in (self.head_params or {}).items() if k in accepted}
+            return spec, registry.build("head", spec, params, **settings)
+        head = clone(spec)
+        own = head.get_params(deep=False)
+        head.set_params(
+            **{k: v for k, v in settings.items() if k in own and k in ("random_state", "device")}
+        )
+        return registry.name_of(head), head
 
     @property
     def representation_kinds(self) -> list[str]:
-        rep = self.representation
-        kinds = [rep] if isinstance(rep, str) else list(rep)
-        for kind in kinds:
-            if kind not in REPRESENTATIONS:
-                raise ValueError(f"unknown representation {kind!r}; choose from {REPRESENTATIONS}")
-        return kinds
+        """Registered names (or class names) of the representation types."""
+        return [
+            s if isinstance(s, str) else registry.name_of(s) for s in _as_list(self.representation)
+        ]
 
     # ------------------------------------------------------------------ fit
+    @staticmethod
+    def _frames(expression: Any, responses: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """DataFrames of the inputs (arrays get generic row / column names), rows aligned."""
+        if not isinstance(expression, pd.DataFrame):
+            X = np.asarray(expression)
+            expression = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+        if not isinstance(responses, pd.DataFrame):
+            Y = np.asarray(responses, dtype=np.float64)
+            if Y.ndim == 1:
+                Y = Y[:, None]
+            responses = pd.DataFrame(
+                Y, index=expression.index, columns=[f"y{j}" for j in range(Y.shape[1])]
+            )
+        if not expression.index.equals(responses.index):
+            if set(expression.index) != set(responses.index):
+                raise InputError(
+                    "expression and responses must hold the same samples "
+                    f"({len(expression)} vs {len(responses)} rows)",
+                    fix="align them first, e.g. with ScreenData",
+                )
+            responses = responses.loc[expression.index]
+        return expression, responses
+
     def fit(
         self,
         expression: pd.DataFrame,
@@ -219,16 +262,16 @@ class LEAP:
         unlabelled_sources: Sequence[str] | None = None,
         progress: ProgressFn | None = None,
     ) -> LEAP:
-        """Fit preprocessing, K representations and their heads.
+        """Fit preprocessing, the representations (one per seed and type) and their heads.
 
         Parameters
         ----------
         expression : pandas.DataFrame
-            Training samples x genes.
+            Training samples x genes (an array is accepted too: genes get generic names).
         responses : pandas.DataFrame
             Training samples x perturbations (same rows as ``expression``), NaN = not measured.
         unlabelled_expression : pandas.DataFrame, optional
-            Extra samples (no labels) pooled into the representation pretraining (DAMAE). Only their
+            Extra samples (no labels) pooled into the representation pretraining. Only their
             expression is used, never to fit the preprocessing statistics.
         sources, unlabelled_sources : sequence of str, optional
             Source (dataset / domain) of each row, for per-source alignment in DAMAE.
@@ -239,19 +282,13 @@ class LEAP:
         -------
         LEAP
         """
-        kinds = self.representation_kinds
-        if self.head not in HEADS:
-            raise ValueError(f"unknown head {self.head!r}; choose from {HEADS}")
-        if not expression.index.equals(responses.index):
-            if set(expression.index) != set(responses.index):
-                raise InputError(
-                    "expression and responses must hold the same samples "
-                    f"({len(expression)} vs {len(responses)} rows)",
-                    fix="align them first, e.g. with ScreenData",
-                )
-            responses = responses.loc[expression.index]
+        self._check_params()
+        self._y_1d_ = np.ndim(responses) == 1
+        expression, responses = self._frames(expression, responses)
         self.fingerprint_ = fingerprint(expression, responses)
         self.perturbations_ = [str(c) for c in responses.columns]
+        self.feature_names_in_ = np.asarray([str(c) for c in expression.columns], dtype=object)
+        self.n_features_in_ = expression.shape[1]
         Y = responses.to_numpy(dtype=np.float64)
 
         self.preprocessor_ = Preprocessor(
@@ -264,42 +301,48 @@ class LEAP:
         if unlabelled_expression is not None and len(unlabelled_expression):
             extra = self.preprocessor_.transform(unlabelled_expression)
 
-        self.members_: list[Member] = []
-        total = len(kinds) * (1 if self.head == "mean" else self.n_seeds)
-        done = 0
-        for kind in kinds:
-            seeds = (
-                [self.random_state]
-                if kind == "genes"
-                else [self.random_state + k for k in range(self.n_seeds)]
+        heads = _as_list(self.head)
+        head_classes = [
+            registry.get_entry("head", h).cls if isinstance(h, str) else type(h) for h in heads
+        ]
+        featureless = not any(getattr(c, "uses_features", True) for c in head_classes)
+        plan = []
+        for spec in _as_list(self.representation):
+            cls = (
+                registry.get_entry("representation", spec).cls
+                if isinstance(spec, str)
+                else type(spec)
             )
-            for seed in seeds:
+            n = self.n_seeds if getattr(cls, "seeded", True) else 1
+            plan += [(spec, self.random_state + k) for k in range(n)]
+        if featureless:  # the mean predictor: one member, whatever the seeds
+            plan, heads = plan[:1], heads[:1]
+        total = len(plan) * len(heads)
+        self.members_: list[Member] = []
+        for spec, seed in plan:
+            t0 = time.perf_counter()
+            kind, rep = self._representation(spec, seed)
+            rep.fit(Xz, sources=sources, X_unlabelled=extra, sources_unlabelled=unlabelled_sources)
+            Z = rep.transform(Xz)
+            for hspec in heads:
+                head_kind, head = self._head(hspec)
+                head.fit(Z, Y)
+                seconds = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                rep = make_representation(
-                    kind, self.latent_dim, seed, self.device, self.representation_params
-                )
-                if kind == "damae":
-                    rep.fit(Xz, sources=sources, extra_X=extra, extra_sources=unlabelled_sources)
-                elif kind in ("mae", "ae", "pca") and extra is not None:
-                    rep.fit(np.vstack([Xz, extra]))
-                else:
-                    rep.fit(Xz)
-                Z = rep.transform(Xz)
-                head = make_head(
-                    self.head, self.n_folds, self.random_state, self.device, self.head_params
-                ).fit(Z, Y)
-                self.members_.append(
-                    Member(kind, seed, rep, head, fit_seconds=time.perf_counter() - t0)
-                )
-                done += 1
+                self.members_.append(Member(kind, seed, rep, head, seconds, head_kind))
                 if progress is not None:
-                    progress(f"{kind} seed {seed}", done, total)
-                if kind == "genes" or self.head == "mean":
-                    break
-            if self.head == "mean":
-                break
+                    progress(f"{kind} seed {seed} + {head_kind}", len(self.members_), total)
         self._collapse()
         return self
+
+    def fallback_perturbations(self) -> list[str]:
+        """Perturbations that every member predicts by the training mean (too few labels)."""
+        check_is_fitted(self, "members_")
+        p = len(self.perturbations_)
+        mask = np.ones(p, dtype=bool)
+        for m in self.members_:
+            mask &= m.fallback_mask(p)
+        return [name for name, fb in zip(self.perturbations_, mask, strict=True) if fb]
 
     # ------------------------------------------------------------------ collapse
     @property
@@ -331,8 +374,7 @@ class LEAP:
 
     # ------------------------------------------------------------------ predict
     def _check_fitted(self) -> None:
-        if not hasattr(self, "members_"):
-            raise RuntimeError("this LEAP model is not fitted yet: call fit() or LEAP.load()")
+        check_is_fitted(self, "members_")
 
     def predict(self, expression: pd.DataFrame, layered: bool = False) -> pd.DataFrame:
         """Predicted responses of new samples (samples x perturbations).
@@ -349,14 +391,28 @@ class LEAP:
             Run every member instead of the collapsed gene-level map (same result for linear models).
         """
         self._check_fitted()
-        Xz = self.preprocessor_.transform(expression)
+        frame = expression
+        if not isinstance(expression, pd.DataFrame):
+            frame = pd.DataFrame(np.asarray(expression), columns=list(self.feature_names_in_))
+        Xz = self.preprocessor_.transform(frame)
         if self.gene_coef_ is not None and not layered:
             pred = self._predict_collapsed(Xz)
         else:
-            pred = np.mean([m.predict(Xz) for m in self.members_], axis=0)
-        return pd.DataFrame(
-            pred.astype(np.float32), index=expression.index, columns=self.perturbations_
-        )
+            pred = np.mean([self._member_output(m, Xz) for m in self.members_], axis=0)
+        if not isinstance(expression, pd.DataFrame):  # arrays in, arrays out (scikit-learn style)
+            out = pred.astype(np.float32)
+            return out[:, 0] if getattr(self, "_y_1d_", False) else out
+        return pd.DataFrame(pred.astype(np.float32), index=frame.index, columns=self.perturbations_)
+
+    @staticmethod
+    def _member_output(member: Member, Xz: np.ndarray) -> np.ndarray:
+        pred = member.predict(Xz)
+        return pred[:, None] if pred.ndim == 1 else pred
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """NaN-aware mean R^2 over perturbations (scikit-learn's R^2 when nothing is missing)."""
+        pred = self.predict(X)
+        return nan_r2(np.asarray(y, dtype=np.float64), np.asarray(pred, dtype=np.float64))
 
     def _predict_collapsed(self, Xz: np.ndarray) -> np.ndarray:
         # Xz is already z-scored: use the z-space form of the collapsed map.
@@ -370,26 +426,27 @@ class LEAP:
         """Predictions of each member: array (members x samples x perturbations)."""
         self._check_fitted()
         Xz = self.preprocessor_.transform(expression)
-        return np.stack([m.predict(Xz) for m in self.members_])
+        return np.stack([self._member_output(m, Xz) for m in self.members_])
 
     def gene_attributions(self, perturbation: str) -> pd.Series:
         """Exact gene-level coefficients of one perturbation (linear ensembles only)."""
         self._check_fitted()
         if self.gene_coef_ is None:
             raise ValueError("gene attributions need a linear ensemble (linear encoders and heads)")
+        if perturbation not in self.perturbations_:
+            raise InputError(
+                f"unknown perturbation {perturbation!r}",
+                fix=f"choose one of the model's {len(self.perturbations_)} perturbations",
+            )
         j = self.perturbations_.index(perturbation)
         return pd.Series(self.gene_coef_[:, j], index=self.preprocessor_.genes_, name=perturbation)
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory, overwrite: bool = False, metadata: dict[str, Any] | None = None):
         """Write the model directory (arrays + JSON, no pickle). See :mod:`leapscreen.persist`."""
-        from leapscreen.persist import save_model
-
-        return save_model(self, directory, overwrite=overwrite, metadata=metadata)
+        return persist.save_model(self, directory, overwrite=overwrite, metadata=metadata)
 
     @classmethod
     def load(cls, directory, device: str = "cpu") -> LEAP:
         """Load a model directory written by :meth:`save`."""
-        from leapscreen.persist import load_model
-
-        return load_model(directory, device=device)
+        return persist.load_model(directory, device=device, cls=cls)

@@ -1,14 +1,22 @@
-"""Named model presets, so that the CLI and the evaluation compare models by name on the same splits.
+"""Named models: the presets (data) and the names generated from the registry.
 
-Every preset is a :class:`~leapscreen.ensemble.LEAP` configuration: the baselines are the same
+Every model is a :class:`~leapscreen.ensemble.LEAP` configuration: the baselines are the same
 pipeline with no representation ("genes") and a simple head, so preprocessing, missing-label handling,
 saving and prediction are shared and the comparison is fair.
+
+Besides the presets below, every registered head ``H`` (see :mod:`leapscreen.registry`) gives two
+names: ``H`` (one DAMAE seed + H: the single-representation model) and ``leap-H`` (5 DAMAE seeds x H),
+unless a preset already uses the name. A head added in one file with ``@register_head("ps-knn")`` is
+therefore ``fit --model leap-ps-knn`` and ``evaluate --models ps-knn,leap-ps-knn`` with no other edit.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sklearn.base import BaseEstimator, clone
+
+from leapscreen import registry
 from leapscreen.ensemble import LEAP
 
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
@@ -38,26 +46,47 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def make_model(name: str, **overrides: Any) -> LEAP:
-    """A fresh, unfitted model from a preset name, with parameters overridden.
+def _generated() -> dict[str, dict[str, Any]]:
+    """``H`` and ``leap-H`` for every registered head ``H`` not already a preset name."""
+    out: dict[str, dict[str, Any]] = {}
+    for head in registry.head_names():
+        for name, n_seeds in ((head, 1), (f"leap-{head}", 5)):
+            if name not in MODEL_PRESETS:
+                out[name] = {"representation": "damae", "head": head, "n_seeds": n_seeds}
+    return out
+
+
+def model_presets() -> dict[str, dict[str, Any]]:
+    """Every named model: the presets, then the names generated from the registry."""
+    return {**MODEL_PRESETS, **_generated()}
+
+
+def model_names() -> list[str]:
+    """Every model name that :func:`make_model`, ``fit --model`` and ``evaluate --models`` accept."""
+    return list(model_presets())
+
+
+def make_model(name: str | BaseEstimator, **overrides: Any) -> BaseEstimator:
+    """A fresh, unfitted model from a name or an estimator, with parameters overridden.
 
     Parameters
     ----------
-    name : str
-        One of :data:`MODEL_PRESETS`.
+    name : str or estimator
+        One of :func:`model_names`, or an estimator (e.g. a configured :class:`LEAP`), which is
+        cloned; overrides it does not accept are ignored.
     **overrides
         LEAP constructor parameters (e.g. ``latent_dim``, ``n_genes``, ``random_state``, ``device``).
     """
-    if name not in MODEL_PRESETS:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_PRESETS)}")
-    preset = MODEL_PRESETS[name]
+    if isinstance(name, BaseEstimator):
+        model = clone(name)
+        own = model.get_params(deep=False)
+        return model.set_params(**{k: v for k, v in overrides.items() if k in own})
+    presets = model_presets()
+    if name not in presets:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(presets)}")
+    preset = presets[name]
     params = {**preset, **overrides}
     if preset["n_seeds"] == 1:
         # single-representation presets stay single whatever n_seeds is passed to all models
         params["n_seeds"] = 1
     return LEAP(**params)
-
-
-def model_names() -> list[str]:
-    """Every model name that :func:`make_model`, ``fit --model`` and ``evaluate --models`` accept."""
-    return list(MODEL_PRESETS)
