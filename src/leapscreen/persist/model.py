@@ -1,18 +1,22 @@
 """Model directories: arrays (.npz, loaded with ``allow_pickle=False``) + one JSON file. No pickle.
 
-Layout of a saved :class:`~leapscreen.ensemble.LEAP`::
+Layout::
 
     model/
-      leapscreen_model.json    format, format_version, package version, parameters, genes,
-                               perturbations, training-data fingerprint, members, sha256 of each array file
-      preprocessor.npz         gene statistics (mean, scale) of the training expression
-      collapsed.npz            gene_coef (genes x perturbations), gene_intercept — linear ensembles only
-      member_000_rep.npz ...   each representation's arrays (encoder weights, PCA components)
-      member_000_head.npz ...  each head's fitted arrays (fold coefficients, chosen alphas, CV scores)
+      leapscreen_model.json   format, format_version, package version, the model's class and its
+                              state (constructor parameters, fitted attributes, nested parts: see
+                              :func:`leapscreen.base.get_state`), an index of the arrays (name, shape,
+                              dtype), the sha256 of every other file, a summary (genes, perturbations,
+                              members, training-data fingerprint) and the caller's metadata
+      arrays.npz              every numeric array of the state
+      text_000.txt ...        text states (e.g. a LightGBM booster in its own format), if any
 
-The directory is written to a temporary sibling and renamed into place, so a crash never leaves a
-half-written model where a good one was. Loading checks the format, the version and every file's sha256,
-and works on a machine without a GPU.
+Persistence knows no model internals: what is saved is what :func:`~leapscreen.base.get_state`
+captures, and loading rebuilds only registered classes (:mod:`leapscreen.registry`). Loading checks
+everything before use - the JSON, the format version, that every file name stays inside the
+directory, every checksum, the array index, the parameters, and that the arrays fit together (a
+prediction through every part) - and reports a damaged directory as :class:`ModelFormatError`
+naming the directory and the file. It works on a machine without a GPU.
 """
 
 from __future__ import annotations
@@ -22,84 +26,21 @@ import hashlib
 import json
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from leapscreen._version import __version__
+from leapscreen.base import get_state, set_state
 from leapscreen.errors import InputError, ModelFormatError
 from leapscreen.persist.atomic import publish_directory
 
 FORMAT = "leapscreen.LEAP"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 META_FILE = "leapscreen_model.json"
-
-
-def _registry() -> dict[str, type]:
-    from leapscreen.ensemble import IdentityRepresentation
-    from leapscreen.heads import ElasticNetHead, MeanHead, PSLassoHead, RidgeHead
-    from leapscreen.represent import DAMAE, Autoencoder, MaskedAutoencoder, PCARepresentation
-
-    classes = [
-        IdentityRepresentation,
-        PCARepresentation,
-        Autoencoder,
-        MaskedAutoencoder,
-        DAMAE,
-        PSLassoHead,
-        ElasticNetHead,
-        RidgeHead,
-        MeanHead,
-    ]
-    return {c.__name__: c for c in classes}
-
-
-def _jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def _object_state(obj: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Parameters and fitted arrays of an estimator, without pickle."""
-    if hasattr(obj, "get_state"):
-        params, arrays = obj.get_state()
-        return {"via": "get_state", "params": params}, {k: np.asarray(v) for k, v in arrays.items()}
-    params: dict[str, Any] = {}
-    arrays: dict[str, np.ndarray] = {}
-    for key, value in vars(obj).items():
-        if isinstance(value, np.ndarray):
-            if value.dtype == object:
-                raise TypeError(f"cannot save object array {type(obj).__name__}.{key}")
-            arrays[key] = value
-        elif isinstance(value, np.generic):
-            params[key] = value.item()
-        elif isinstance(value, (type, np.dtype)):
-            params[key] = np.dtype(value).name  # e.g. dtype=np.float64 -> "float64"
-        elif isinstance(value, tuple):
-            params[key] = list(value)
-        elif _jsonable(value):
-            params[key] = value
-        else:
-            raise TypeError(f"cannot save {type(obj).__name__}.{key} of type {type(value)}")
-    return {"via": "attributes", "params": params}, arrays
-
-
-def _object_from_state(
-    cls: type, state: dict[str, Any], arrays: dict[str, np.ndarray], device: str
-):
-    if state["via"] == "get_state":
-        try:
-            return cls.from_state(state["params"], arrays, device=device)
-        except TypeError:
-            return cls.from_state(state["params"], arrays)
-    obj = cls.__new__(cls)
-    obj.__dict__.update(state["params"])
-    obj.__dict__.update(arrays)
-    return obj
+ARRAYS_FILE = "arrays.npz"
 
 
 def _sha256(path: Path) -> str:
@@ -110,13 +51,29 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_npz(directory: Path, name: str, arrays: dict[str, np.ndarray]) -> str:
-    np.savez(directory / name, **arrays)
-    return name
+def _summary(model: Any) -> dict[str, Any]:
+    """What a reader (``leapscreen inspect``) wants without loading arrays; not used to load."""
+    members = [
+        {
+            "kind": m.kind,
+            "seed": int(m.seed),
+            "head": m.head_kind,
+            "representation_class": type(m.representation).__name__,
+            "head_class": type(m.head).__name__,
+            "fit_seconds": float(m.fit_seconds),
+        }
+        for m in getattr(model, "members_", [])
+    ]
+    return {
+        "genes": [str(g) for g in model.preprocessor_.genes_],
+        "perturbations": [str(p) for p in model.perturbations_],
+        "training_fingerprint": getattr(model, "fingerprint_", None),
+        "members": members,
+    }
 
 
 def save_model(model, directory, overwrite: bool = False, metadata: dict[str, Any] | None = None):
-    """Save a fitted LEAP model as a directory of arrays + JSON.
+    """Save a fitted model as a directory of arrays + JSON.
 
     Parameters
     ----------
@@ -141,56 +98,40 @@ def save_model(model, directory, overwrite: bool = False, metadata: dict[str, An
             path=target,
             fix="choose a new directory or pass --overwrite",
         )
+    state = get_state(model)
+    metadata = metadata or {}
+    json.dumps(metadata)  # fail before writing anything if the metadata is not JSON-able
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        files: dict[str, str] = {}
-        pre_params, pre_arrays = model.preprocessor_.get_state()
-        files["preprocessor"] = _write_npz(tmp, "preprocessor.npz", pre_arrays)
-        if model.gene_coef_ is not None:
-            files["collapsed"] = _write_npz(
-                tmp,
-                "collapsed.npz",
-                {"gene_coef": model.gene_coef_, "gene_intercept": model.gene_intercept_},
-            )
-        members = []
-        for i, m in enumerate(model.members_):
-            rep_state, rep_arrays = _object_state(m.representation)
-            head_state, head_arrays = _object_state(m.head)
-            rep_file = _write_npz(tmp, f"member_{i:03d}_rep.npz", rep_arrays)
-            head_file = _write_npz(tmp, f"member_{i:03d}_head.npz", head_arrays)
-            members.append(
-                {
-                    "kind": m.kind,
-                    "seed": int(m.seed),
-                    "fit_seconds": float(m.fit_seconds),
-                    "representation_class": type(m.representation).__name__,
-                    "representation_state": rep_state,
-                    "representation_file": rep_file,
-                    "head_class": type(m.head).__name__,
-                    "head_state": head_state,
-                    "head_file": head_file,
-                }
-            )
+        index = {}
+        stored = {}
+        for i, (key, arr) in enumerate(state.arrays.items()):
+            name = f"a{i}"
+            arr = np.ascontiguousarray(arr)
+            stored[name] = arr
+            index[key] = {"name": name, "shape": list(arr.shape), "dtype": arr.dtype.str}
+        np.savez(tmp / ARRAYS_FILE, **stored)
+        texts = {}
+        for i, (key, text) in enumerate(state.texts.items()):
+            name = f"text_{i:03d}.txt"
+            (tmp / name).write_text(text, encoding="utf-8")
+            texts[key] = name
+        files = [ARRAYS_FILE, *texts.values()]
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "leapscreen_version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "params": model.get_params(),
-            "genes": list(model.preprocessor_.genes_),
-            "perturbations": list(model.perturbations_),
-            "training_fingerprint": model.fingerprint_,
-            "preprocessor": pre_params,
-            "files": files,
-            "members": members,
-            "metadata": metadata or {},
+            "class": type(model).__name__,
+            "state": dict(state),
+            "arrays": index,
+            "texts": texts,
+            "sha256": {name: _sha256(tmp / name) for name in files},
+            **_summary(model),
+            "metadata": metadata,
         }
-        all_files = [*files.values()] + [
-            f for m in members for f in (m["representation_file"], m["head_file"])
-        ]
-        meta["sha256"] = {name: _sha256(tmp / name) for name in all_files}
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
         publish_directory(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -198,87 +139,219 @@ def save_model(model, directory, overwrite: bool = False, metadata: dict[str, An
     return target
 
 
+# ------------------------------------------------------------------------------------ loading
+
+
+def _damaged(directory: Path, name: str, problem: str) -> ModelFormatError:
+    return ModelFormatError(
+        f"model directory '{directory}' is damaged: {name} {problem}; "
+        "fit the model again (`leapscreen fit`) or restore the directory from a backup"
+    )
+
+
 def read_model_meta(directory) -> dict[str, Any]:
-    """Read and check the JSON of a model directory (format, version)."""
+    """Read and check the JSON of a model directory (format, version, required keys)."""
     directory = Path(directory)
     meta_path = directory / META_FILE
     if not directory.is_dir():
-        raise ModelFormatError(f"model directory '{directory}' not found")
+        raise ModelFormatError(f"model directory '{directory}' not found (check the path)")
     if not meta_path.is_file():
         raise ModelFormatError(
             f"'{directory}' is not a leapscreen model directory: {META_FILE} is missing "
             "(fit one with `leapscreen fit`)"
         )
+    raw = meta_path.read_bytes()
     try:
-        meta = json.loads(meta_path.read_text())
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _damaged(directory, META_FILE, "is not UTF-8 text") from None
+    try:
+        meta = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ModelFormatError(f"'{meta_path}' is damaged: not valid JSON ({exc})") from exc
+        raise _damaged(directory, META_FILE, f"is not valid JSON (truncated?) ({exc})") from None
+    if not isinstance(meta, dict):
+        raise _damaged(directory, META_FILE, f"holds a JSON {type(meta).__name__}, not an object")
     if meta.get("format") != FORMAT:
         raise ModelFormatError(
             f"'{directory}' holds a '{meta.get('format')}' file, not a {FORMAT} model"
         )
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise _damaged(directory, META_FILE, f"has an invalid format_version {version!r}")
+    if version > FORMAT_VERSION:
         raise ModelFormatError(
-            f"model format version {version} in '{directory}' is not supported by leapscreen "
-            f"{__version__} (reads up to {FORMAT_VERSION}); upgrade leapscreen"
+            f"model format version {version} in '{directory}' is newer than leapscreen "
+            f"{__version__} reads (up to {FORMAT_VERSION}); upgrade leapscreen"
         )
+    if version < FORMAT_VERSION:
+        raise ModelFormatError(
+            f"model format version {version} in '{directory}' was written by an older leapscreen "
+            f"(0.1) whose layout this version ({__version__}) no longer reads; fit the model again"
+        )
+    for key, kind in (
+        ("class", str),
+        ("state", dict),
+        ("arrays", dict),
+        ("texts", dict),
+        ("sha256", dict),
+        ("genes", list),
+        ("perturbations", list),
+        ("members", list),
+    ):
+        if not isinstance(meta.get(key), kind):
+            problem = "lacks" if key not in meta else "has a malformed"
+            raise _damaged(directory, META_FILE, f"{problem} '{key}' entry")
     return meta
 
 
-def _load_npz(directory: Path, name: str, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+def _inside(directory: Path, name: Any) -> Path:
+    """The path of a file named in the JSON, refused unless it is a plain name inside ``directory``."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\x00" in name
+    ):
+        raise _damaged(directory, META_FILE, f"names a file {name!r} outside the model directory")
     path = directory / name
+    root = directory.resolve()
+    if path.resolve().parent != root:
+        raise _damaged(directory, META_FILE, f"names a file {name!r} outside the model directory")
+    return path
+
+
+def _checked_file(directory: Path, name: Any, meta: dict[str, Any]) -> Path:
+    path = _inside(directory, name)
     if not path.is_file():
-        raise ModelFormatError(f"model directory '{directory}' is damaged: {name} is missing")
-    expected = meta.get("sha256", {}).get(name)
-    if expected is not None and _sha256(path) != expected:
-        raise ModelFormatError(
-            f"model directory '{directory}' is damaged: {name} does not match its checksum"
-        )
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+        raise _damaged(directory, str(name), "is missing")
+    expected = meta["sha256"].get(name)
+    if not isinstance(expected, str):
+        raise _damaged(directory, META_FILE, f"has no sha256 checksum for {name}")
+    if _sha256(path) != expected:
+        raise _damaged(directory, str(name), "does not match its checksum")
+    return path
 
 
-def load_model(directory, device: str = "cpu"):
-    """Load a model directory written by :func:`save_model` (no pickle; CPU by default)."""
-    from leapscreen.ensemble import LEAP, Member
-    from leapscreen.preprocess import Preprocessor
+def _load_arrays(directory: Path, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    path = _checked_file(directory, ARRAYS_FILE, meta)
+    if not zipfile.is_zipfile(path):
+        raise _damaged(directory, ARRAYS_FILE, "is not a .npz archive (truncated or replaced?)")
+    stored: dict[str, np.ndarray] = {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            for name in data.files:
+                stored[name] = data[name]
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise _damaged(
+                directory, ARRAYS_FILE, "holds object arrays (refused: no pickle)"
+            ) from None
+        raise _damaged(directory, ARRAYS_FILE, f"cannot be read ({exc})") from None
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        raise _damaged(directory, ARRAYS_FILE, f"cannot be read ({exc})") from None
+    arrays: dict[str, np.ndarray] = {}
+    for key, entry in meta["arrays"].items():
+        if not isinstance(entry, dict) or not {"name", "shape", "dtype"} <= set(entry):
+            raise _damaged(directory, META_FILE, f"has a malformed array entry {key!r}")
+        arr = stored.get(entry["name"])
+        if arr is None:
+            raise _damaged(directory, ARRAYS_FILE, f"lacks the array {key!r}")
+        if list(arr.shape) != list(entry["shape"]) or arr.dtype.str != entry["dtype"]:
+            raise _damaged(
+                directory,
+                ARRAYS_FILE,
+                f"holds {key!r} of shape {list(arr.shape)} {arr.dtype.str}, but the JSON says "
+                f"{entry['shape']} {entry['dtype']}",
+            )
+        if arr.dtype.kind not in "biufc":
+            raise _damaged(directory, ARRAYS_FILE, f"holds {key!r} of dtype {arr.dtype}")
+        arrays[key] = arr
+    return arrays
+
+
+def _self_check(directory: Path, model: Any, meta: dict[str, Any]) -> None:
+    """The arrays fit together: gene / perturbation lists, shapes, one prediction through all parts."""
+    genes = [str(g) for g in model.preprocessor_.genes_]
+    if genes != [str(g) for g in meta["genes"]]:
+        raise _damaged(directory, META_FILE, "lists genes that do not match the model's arrays")
+    if [str(p) for p in model.perturbations_] != [str(p) for p in meta["perturbations"]]:
+        raise _damaged(directory, META_FILE, "lists perturbations that do not match the model")
+    n_genes, n_pert = len(genes), len(model.perturbations_)
+    for name in ("mean_", "scale_"):
+        arr = getattr(model.preprocessor_, name, None)
+        if arr is not None and np.shape(arr) != (n_genes,):
+            raise _damaged(directory, ARRAYS_FILE, f"has preprocessor {name} of the wrong shape")
+    if model.gene_coef_ is not None and (
+        np.shape(model.gene_coef_) != (n_genes, n_pert)
+        or np.shape(model.gene_intercept_) != (n_pert,)
+    ):
+        raise _damaged(directory, ARRAYS_FILE, "has collapsed coefficients of the wrong shape")
+    if not model.members_:
+        raise _damaged(directory, META_FILE, "holds no ensemble member")
+    zero = np.zeros((1, n_genes), dtype=np.float32)
+    for i, member in enumerate(model.members_):
+        try:
+            out = model._member_output(member, zero)
+        except Exception as exc:  # noqa: BLE001 - any failure here means the parts do not fit
+            raise _damaged(
+                directory, ARRAYS_FILE, f"holds member {i} whose arrays do not fit together ({exc})"
+            ) from None
+        if out.shape != (1, n_pert):
+            raise _damaged(directory, ARRAYS_FILE, f"holds member {i} of the wrong output shape")
+
+
+def load_model(directory, device: str = "cpu", cls: type | None = None):
+    """Load a model directory written by :func:`save_model` (no pickle; CPU by default).
+
+    Parameters
+    ----------
+    directory : str or Path
+    device : str
+        Set on every part that has a ``device`` parameter.
+    cls : type, optional
+        The expected model class (``LEAP.load`` passes it); by default the registered class named
+        in the directory.
+    """
+    from leapscreen.registry import class_by_name
 
     directory = Path(directory)
     meta = read_model_meta(directory)
-    registry = _registry()
-    params = dict(meta["params"])
-    params["device"] = device
-    model = LEAP(**params)
-    model.perturbations_ = list(meta["perturbations"])
-    model.fingerprint_ = meta["training_fingerprint"]
-    model.preprocessor_ = Preprocessor.from_state(
-        meta["preprocessor"], _load_npz(directory, meta["files"]["preprocessor"], meta)
-    )
-    members = []
-    for entry in meta["members"]:
-        classes = (entry["representation_class"], entry["head_class"])
-        for name in classes:
-            if name not in registry:
-                raise ModelFormatError(f"model directory '{directory}' names unknown class {name}")
-        rep = _object_from_state(
-            registry[classes[0]],
-            entry["representation_state"],
-            _load_npz(directory, entry["representation_file"], meta),
-            device,
+    if cls is not None:
+        if meta["class"] != cls.__name__:
+            raise ModelFormatError(
+                f"'{directory}' holds a {meta['class']} model, not a {cls.__name__}"
+            )
+        model_cls = cls
+    else:
+        try:
+            model_cls = class_by_name(meta["class"])
+        except KeyError:
+            raise _damaged(
+                directory, META_FILE, f"names an unknown class {meta['class']!r}"
+            ) from None
+    arrays = _load_arrays(directory, meta)
+    texts = {}
+    for key, name in meta["texts"].items():
+        texts[key] = _checked_file(directory, name, meta).read_text(encoding="utf-8")
+
+    def resolve(class_name: str) -> type:
+        try:
+            return class_by_name(class_name)
+        except KeyError:
+            raise ValueError(f"unknown class {class_name!r}") from None
+
+    try:
+        model = set_state(
+            model_cls, meta["state"], arrays, texts, params={"device": device}, resolve=resolve
         )
-        head = _object_from_state(
-            registry[classes[1]],
-            entry["head_state"],
-            _load_npz(directory, entry["head_file"], meta),
-            device,
-        )
-        members.append(Member(entry["kind"], entry["seed"], rep, head, entry["fit_seconds"]))
-    model.members_ = members
-    model.gene_coef_ = model.gene_intercept_ = None
-    if "collapsed" in meta["files"]:
-        arrays = _load_npz(directory, meta["files"]["collapsed"], meta)
-        model.gene_coef_ = arrays["gene_coef"]
-        model.gene_intercept_ = arrays["gene_intercept"]
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise _damaged(
+            directory, META_FILE, f"holds a state that cannot be rebuilt ({exc})"
+        ) from None
+    if not hasattr(model, "members_") or not hasattr(model, "preprocessor_"):
+        raise _damaged(directory, META_FILE, "holds an unfitted model")
+    _self_check(directory, model, meta)
     model.metadata_ = meta.get("metadata", {})
     return model
