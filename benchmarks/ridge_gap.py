@@ -10,7 +10,8 @@ On the same random 80/20 split(s) by cell line (``numpy.random.default_rng(split
   drug chose: how many expression directions ridge actually uses;
 * ridge and PS-LASSO restricted to the top-k principal components (k = 64, 128, 256), LASSO on the
   raw PC scores and on z-scored ones: what truncating the expression to k directions costs;
-* LEAP (DAMAE latents, PS-LASSO heads on raw and z-scored latents) as seeds are added.
+* LEAP (DAMAE latents, PS-LASSO heads on raw and z-scored latents) as seeds are added: one
+  ``LEAP`` object with two heads per seed, its members' predictions averaged over the first k seeds.
 
 All scores are the mean over drugs of the test-set Spearman correlation.
 """
@@ -26,6 +27,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 
 from leapscreen.data.dataset import ScreenData  # noqa: E402
+from leapscreen.ensemble import LEAP  # noqa: E402
 from leapscreen.evaluate.metrics import spearman_by_column  # noqa: E402
 from leapscreen.heads import PSLassoHead, RidgeHead  # noqa: E402
 from leapscreen.preprocess import Preprocessor  # noqa: E402
@@ -88,18 +90,20 @@ def main() -> None:
             record(f"PS-LASSO on top-{k} PCs (z-scored)", PSLassoHead().fit(Z, Y).predict(Zt), Yt)
 
         for latent in [int(v) for v in args.latents.split(",") if v]:
-            preds: dict[str, list[np.ndarray]] = {"raw": [], "z-scored": []}
             t0 = time.perf_counter()
-            for seed in range(args.seeds):
-                rep = DAMAE(latent_dim=latent, random_state=seed).fit(X.astype(np.float32))
-                Z, Zt = rep.transform(X), rep.transform(Xt)
-                preds["raw"].append(PSLassoHead(standardize=False).fit(Z, Y).predict(Zt))
-                preds["z-scored"].append(PSLassoHead().fit(Z, Y).predict(Zt))
-            for scaling, members in preds.items():
+            # one LEAP with two heads per DAMAE seed: members are (seed 0, raw), (seed 0, z), ...
+            leap = LEAP(
+                representation=DAMAE(latent_dim=latent),
+                head=[PSLassoHead(standardize=False), PSLassoHead()],
+                n_seeds=args.seeds,
+                n_genes=args.n_genes,
+            ).fit(data.expression.iloc[train], data.responses.iloc[train])
+            members = leap.predict_members(data.expression.iloc[test])
+            for h, scaling in enumerate(["raw", "z-scored"]):
                 for k in sorted(v for v in {1, 2, args.seeds} if v <= args.seeds):
                     record(
                         f"DAMAE-{latent} x {k} seeds, PS-LASSO ({scaling})",
-                        np.mean(members[:k], axis=0),
+                        members[h : 2 * k : 2].mean(axis=0),
                         Yt,
                     )
             print(f"  [{time.perf_counter() - t0:.0f}s for latent {latent}]")
