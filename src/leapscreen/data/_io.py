@@ -7,13 +7,15 @@ what was expected and what to do.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import csv
 import gzip
 import io
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "check_log_scale",
+    "is_gzip",
+    "reading_encoding",
     "check_numeric",
     "check_unique_index",
     "check_exists",
@@ -48,7 +52,73 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 LOG_MAX = 50.0
 #: Skewness above which non-negative expression is taken for linear TPM (log2 data: about 0.6).
 LOG_MAX_SKEW = 10.0
-_HEADER_CAP = 8 * 1024 * 1024  # bytes read at most to sniff the delimiter
+_HEADER_CAP = 8 * 1024 * 1024  # bytes read at most to sniff the delimiter (after the header)
+_HEADER_LINE_CAP = 512 * 1024 * 1024  # longest header line read (a 20k-gene header: ~0.4 MiB)
+_GZIP_MAGIC = b"\x1f\x8b"
+_ENCODING: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "leapscreen_encoding", default=None
+)
+
+
+@contextlib.contextmanager
+def reading_encoding(encoding: str | None) -> Iterator[None]:
+    """Read text files with ``encoding`` (e.g. ``"latin-1"``) inside the ``with`` block.
+
+    ``None`` keeps the default (UTF-8, a byte-order mark skipped). Every reader of
+    ``leapscreen.data`` reads text through :func:`read_table` / :func:`head_lines`, so one context
+    covers them all without an ``encoding`` argument on each reader.
+
+    Raises
+    ------
+    InputError
+        An encoding Python does not know.
+    """
+    if encoding is not None:
+        import codecs
+
+        try:
+            codecs.lookup(encoding)
+        except LookupError as exc:
+            raise InputError(
+                f"unknown text encoding {encoding!r}",
+                fix="use e.g. --encoding utf-8, latin-1 or cp1252",
+            ) from exc
+    token = _ENCODING.set(encoding)
+    try:
+        yield
+    finally:
+        _ENCODING.reset(token)
+
+
+def _encoding() -> str:
+    enc = _ENCODING.get()
+    return "utf-8-sig" if enc is None or enc.lower().replace("_", "-") in ("utf-8", "utf8") else enc
+
+
+def is_gzip(path: str | os.PathLike) -> bool:
+    """Whether the file starts with the gzip magic bytes (whatever its name)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(2) == _GZIP_MAGIC
+    except OSError:
+        return False
+
+
+def _decode_error(path: Path, exc: Exception) -> InputError:
+    enc = _ENCODING.get()
+    if isinstance(exc, UnicodeDecodeError):
+        return InputError(
+            f"is not valid {enc or 'UTF-8'} text (byte {exc.object[exc.start:exc.start + 1]!r} "
+            f"at position {exc.start})",
+            path=path,
+            fix="pass the file's encoding, e.g. --encoding latin-1 (encoding='latin-1' in "
+            "Python), or re-save the file as UTF-8",
+        )
+    return InputError(
+        f"cannot be read as text ({exc.__class__.__name__}: {exc})",
+        path=path,
+        fix="pass a CSV/TSV text file (optionally gzip-compressed) or a parquet file",
+    )
 _UNNAMED = ("Unnamed: 0", "")
 
 
@@ -113,30 +183,40 @@ def table_format(path: str | os.PathLike) -> Literal["text", "parquet"]:
 
 
 def _open_text(path: Path) -> io.TextIOBase:
-    if path.name.lower().endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
+    if path.name.lower().endswith(".gz") or is_gzip(path):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding=_encoding(), newline="")
+    return open(path, encoding=_encoding(), newline="")  # noqa: SIM115
 
 
 def head_lines(path: Path, n_lines: int = 6) -> list[str]:
-    """The first lines of a text file, .gz or not (at most 8 MiB in all; a cut line is dropped)."""
+    """The first lines of a text file, gzip-compressed or not.
+
+    The header line is read whole (up to 512 MiB, beyond which it is an error); the lines after
+    it at most 8 MiB in all (a line cut there is dropped).
+    """
     lines: list[str] = []
     size = 0
     try:
         with _open_text(path) as fh:
+            header = fh.readline(_HEADER_LINE_CAP)
+            if header and len(header) >= _HEADER_LINE_CAP and not header.endswith(("\n", "\r")):
+                raise InputError(
+                    f"the header line is longer than {_HEADER_LINE_CAP // 2**20} MiB",
+                    path=path,
+                    fix="check that this is a delimited table with one header line; a matrix "
+                    "with very many columns can be saved transposed or as parquet",
+                )
+            if header:
+                lines.append(header)
             while len(lines) < n_lines and size < _HEADER_CAP:
                 line = fh.readline(_HEADER_CAP - size)
                 if not line:
                     break
                 size += len(line)
                 lines.append(line)
-    except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as exc:
-        raise InputError(
-            f"cannot be read as text ({exc.__class__.__name__}: {exc})",
-            path=path,
-            fix="pass a UTF-8 CSV/TSV file (optionally .gz) or a parquet file",
-        ) from exc
-    if lines and not lines[-1].endswith(("\n", "\r")) and size >= _HEADER_CAP:
+    except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile, LookupError) as exc:
+        raise _decode_error(path, exc) from exc
+    if len(lines) > 1 and not lines[-1].endswith(("\n", "\r")) and size >= _HEADER_CAP:
         lines.pop()  # truncated by the cap
     return lines
 
@@ -253,19 +333,26 @@ def _read_text(path: Path, *, min_columns: int, usecols=None) -> pd.DataFrame:
             sep=delim,
             low_memory=False,
             usecols=usecols,
-            encoding="utf-8-sig",
+            encoding=_encoding(),
+            compression="gzip" if is_gzip(path) else "infer",
         )
+    except pd.errors.EmptyDataError as exc:
+        raise InputError(
+            "the file has no columns", path=path, fix="pass a table with a header row"
+        ) from exc
     except pd.errors.ParserError as exc:
         raise InputError(
             f"rows do not all have the same number of fields ({exc})".replace("\n", " "),
             path=path,
             fix="every row must have as many fields as the header; check quoting and delimiters",
         ) from exc
-    except (UnicodeDecodeError, OSError, EOFError) as exc:
+    except (UnicodeDecodeError, OSError, EOFError, LookupError) as exc:
+        raise _decode_error(path, exc) from exc
+    except (ValueError, OverflowError) as exc:  # e.g. usecols / dtype problems inside pandas
         raise InputError(
-            f"cannot be read ({exc.__class__.__name__}: {exc})",
+            f"cannot be parsed as a table ({exc.__class__.__name__}: {exc})".replace("\n", " "),
             path=path,
-            fix="pass a UTF-8 CSV/TSV file (optionally .gz) or a parquet file",
+            fix="check the delimiter, the quoting and that every row has the header's fields",
         ) from exc
     if not isinstance(df.index, pd.RangeIndex):
         # R's write.table: the header has no field for the row names, pandas made them the index
@@ -291,6 +378,20 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         if unnamed:  # an index without a name holds the IDs, like an unnamed first CSV column
             df = df.rename(columns={df.columns[0]: _UNNAMED[0]})
     df.columns = [str(c) for c in df.columns]
+    nested = [
+        c
+        for c in df.columns
+        if df[c].dtype == object
+        and df[c].map(lambda v: isinstance(v, list | tuple | dict | np.ndarray)).any()
+    ]
+    if nested:
+        raise InputError(
+            f"{len(nested)} column(s) hold nested values (lists, structs or maps), e.g. "
+            f"{format_examples(nested, 3)}; a flat table of numbers or text was expected",
+            path=path,
+            column=nested[0],
+            fix="flatten the table (one value per cell) before saving it as parquet",
+        )
     return df
 
 
@@ -363,7 +464,10 @@ def check_numeric(
     converted = {}
     for col in bad_cols:
         raw = df[col]
-        num = pd.to_numeric(raw, errors="coerce")
+        try:
+            num = pd.to_numeric(raw, errors="coerce")
+        except (TypeError, ValueError):  # nested or otherwise unconvertible cells
+            num = pd.Series(np.nan, index=raw.index)
         if pd.api.types.is_bool_dtype(raw.dtype):
             num = raw.astype(float)
         bad = num.isna() & raw.notna()

@@ -30,7 +30,7 @@ from leapscreen.data._io import (
     require_columns,
 )
 from leapscreen.data.ids import normalize_name
-from leapscreen.data.tables import long_to_wide
+from leapscreen.data.longtable import long_to_wide
 from leapscreen.errors import InputError
 
 logger = logging.getLogger(__name__)

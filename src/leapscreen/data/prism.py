@@ -26,7 +26,7 @@ from leapscreen.data._io import (
     read_table,
     require_columns,
 )
-from leapscreen.data.tables import long_to_wide
+from leapscreen.data.longtable import long_to_wide
 from leapscreen.errors import InputError
 
 logger = logging.getLogger(__name__)

@@ -17,15 +17,14 @@ import pandas as pd
 from leapscreen.data._io import (
     check_exists,
     check_header_unique,
-    check_numeric,
     check_unique_index,
     frame_to_matrix,
     head_lines,
     read_header,
     read_table,
-    require_columns,
     table_format,
 )
+from leapscreen.data.longtable import AGGREGATIONS, long_to_wide
 from leapscreen.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -39,8 +38,6 @@ __all__ = [
     "read_long_table",
     "read_matrix",
 ]
-
-AGGREGATIONS = ("mean", "median", "min", "max", "first", "last")
 
 #: The kinds :func:`read_any` returns, with the type of the object that comes with each.
 KINDS = {
@@ -107,73 +104,6 @@ _GENE_INDEX_NAMES = {"gene", "genes", "symbol", "gene_symbol", "hugo_symbol", "g
 _SAMPLE_ID = re.compile(r"^(ACH-\d+|SIDM\d+|[A-Z0-9]+_[A-Z0-9_]+)$")
 _ACH = re.compile(r"^ACH-\d+$")
 _ENTREZ_LABEL = re.compile(r"^.*\S\s*\(\d+\)$")
-
-
-def long_to_wide(
-    df: pd.DataFrame,
-    sample_col: str,
-    perturbation_col: str,
-    value_col: str,
-    agg: str = "mean",
-    *,
-    path: str | os.PathLike | None = None,
-) -> tuple[pd.DataFrame, pd.Series]:
-    """Pivot a long table (one row per measurement) to samples x perturbations.
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        The long table.
-    sample_col, perturbation_col, value_col : str
-        Its columns. Rows without a sample or perturbation are dropped (logged).
-    agg : {"mean", "median", "min", "max", "first", "last"}
-        Combination of repeated (sample, perturbation) rows; missing values are skipped.
-    path : str or PathLike, optional
-        The file, for messages.
-
-    Returns
-    -------
-    wide : pandas.DataFrame
-        float32, samples x perturbations (both sorted), NaN where not measured.
-    repeats : pandas.Series
-        Per perturbation, the number of samples with more than one measured value.
-    """
-    if agg not in AGGREGATIONS:
-        raise InputError(
-            f"unknown aggregation {agg!r}", path=path, fix=f"use one of {', '.join(AGGREGATIONS)}"
-        )
-    require_columns(df, (sample_col, perturbation_col, value_col), path, what="long table")
-    df = check_numeric(df, path, [value_col])
-    keys = df[[sample_col, perturbation_col]]
-    missing = keys.isna().any(axis=1)
-    if missing.any():
-        logger.info(
-            "%s: %d rows without %s or %s dropped",
-            path or "table",
-            int(missing.sum()),
-            sample_col,
-            perturbation_col,
-        )
-        df = df.loc[~missing]
-    samples = df[sample_col].astype(str).str.strip().rename("_s")
-    perts = df[perturbation_col].astype(str).str.strip().rename("_p")
-    grouped = df[value_col].astype(np.float64).groupby([samples, perts], sort=True)
-    values = grouped.agg(agg)
-    counts = grouped.count()
-    wide = values.unstack("_p").astype(np.float32)
-    wide.index = pd.Index(wide.index.astype(str), name=sample_col)
-    wide.columns = pd.Index(wide.columns.astype(str), name=None)
-    repeats = (counts > 1).groupby(level="_p").sum().astype(int)
-    repeats.index.name = None
-    n_rep = int((counts > 1).sum())
-    if n_rep:
-        logger.info(
-            "%s: %d (sample, perturbation) pairs measured more than once, combined by %s",
-            path or "table",
-            n_rep,
-            agg,
-        )
-    return wide, repeats.reindex(wide.columns).fillna(0).astype(int)
 
 
 def read_long_table(

@@ -1,0 +1,105 @@
+"""Checks of the values of a matrix once read: finite, not constant, on the expected scale.
+
+Each names the file it came from, so that a problem is reported where it is, not later by the model
+("training expression contains infinite values" without a file).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from leapscreen.data._io import check_log_scale, format_examples
+from leapscreen.errors import InputError
+
+__all__ = ["check_expression_values", "check_finite", "check_not_constant", "check_rows"]
+
+
+def check_rows(df: pd.DataFrame, path: str | os.PathLike | None, *, what: str) -> None:
+    """Raise :class:`InputError` when the matrix has no rows or no columns (e.g. header only)."""
+    if df.shape[0] == 0:
+        raise InputError(
+            f"the {what} has no data rows (only a header)",
+            path=path,
+            fix=f"pass the {what} file with one row per sample",
+        )
+    if df.shape[1] == 0:
+        raise InputError(
+            f"the {what} has no value columns", path=path, fix="check the delimiter and the file"
+        )
+
+
+def check_finite(df: pd.DataFrame, path: str | os.PathLike | None, *, what: str) -> None:
+    """Raise :class:`InputError` naming the first infinite value (row, column) of ``df``."""
+    values = df.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.isinf(values)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise InputError(
+            f"the {what} contains {int(bad.sum())} infinite values (first {values[r, c]} in "
+            f"row '{df.index[r]}')",
+            path=path,
+            column=str(df.columns[c]),
+            fix="replace them with an empty field / NA (read as missing) or fix the computation "
+            "that produced them",
+        )
+
+
+def check_not_constant(df: pd.DataFrame, path: str | os.PathLike | None, *, what: str) -> None:
+    """Raise :class:`InputError` when no column varies across samples (nothing to learn from)."""
+    values = df.to_numpy(dtype=np.float64, na_value=np.nan)
+    if values.shape[0] < 2:
+        return
+    with np.errstate(invalid="ignore"):
+        lo = np.nanmin(np.where(np.isnan(values), np.inf, values), axis=0)
+        hi = np.nanmax(np.where(np.isnan(values), -np.inf, values), axis=0)
+    varies = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
+    if not varies.any():
+        observed = np.isfinite(lo)
+        detail = (
+            f"every value is {lo[observed][0]:.4g}"
+            if observed.any() and np.all(lo[observed] == lo[observed][0])
+            else "every column is constant or missing"
+        )
+        raise InputError(
+            f"the {what} does not vary across its {values.shape[0]} samples ({detail})",
+            path=path,
+            fix=f"check that this is the right {what} file (a placeholder or a failed export?)",
+        )
+
+
+def check_expression_values(
+    df: pd.DataFrame, path: str | os.PathLike | None, *, log_transform: bool = False
+) -> None:
+    """The checks every expression file goes through, whatever its layout.
+
+    Rows and columns present, finite values, something varying, and the scale: without
+    ``log_transform`` the values must look like log2(TPM+1) (:func:`check_log_scale`); with it
+    they are linear TPM / counts and must not be negative.
+    """
+    check_rows(df, path, what="expression")
+    check_finite(df, path, what="expression")
+    check_not_constant(df, path, what="expression")
+    values = df.to_numpy(dtype=np.float64, na_value=np.nan)
+    if log_transform:
+        with np.errstate(invalid="ignore"):
+            neg = values < 0
+        if neg.any():
+            r, c = np.argwhere(neg)[0]
+            raise InputError(
+                f"cannot log-transform negative values ({int(neg.sum())} of them, first "
+                f"{values[r, c]:.4g} in row '{df.index[r]}'); TPM and counts are never negative",
+                path=path,
+                column=str(df.columns[c]),
+                fix="drop --log-transform (log_transform=True) if the file is already on a log "
+                "scale",
+            )
+    else:
+        check_log_scale(values, path)
+
+
+def describe_ids(index: pd.Index) -> str:
+    """A few IDs for messages."""
+    return format_examples(index, 3)
