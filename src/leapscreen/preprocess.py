@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 #: >= 0 and the largest exceeds this bound. log2(TPM + 1) cannot exceed log2(1e6 + 1) ~ 19.9 and
 #: ln(1 + TPM) ~ 13.8, while TPM or counts of a real transcriptome always have values far above 50.
 AUTO_LOG_MAX = 50.0
+#: Largest value log2(TPM + 1) can take (TPM sums to a million): new data of a model fitted on
+#: un-logged values whose maximum stays below this is taken for already-logged data.
+LOGGED_MAX = float(np.log2(1e6 + 1.0)) + 0.5
 
 _STATE_FORMAT = "leapscreen.Preprocessor/1"
 
@@ -99,6 +102,10 @@ class Preprocessor:
         genes get scale 1.
     log_transform_ : bool
         Whether ln(1 + x) is applied.
+    input_range_ : tuple of float or None
+        Smallest and largest finite training value as given (before the log), from which
+        :meth:`transform` recognises new data on the other scale (TPM for a model fitted on
+        log-scale values, or the reverse). ``None`` for states saved before it existed (no check).
     """
 
     def __init__(
@@ -161,6 +168,8 @@ class Preprocessor:
             logger.info("log_transform='auto': input %s", "looks un-logged" if log else "is logged")
         else:
             log = bool(self.log_transform)
+        finite = values[np.isfinite(values)]
+        input_range = (float(finite.min()), float(finite.max())) if finite.size else None
         if log:
             values = self._log(values, "training expression")
         columns = [str(c) for c in X.columns]
@@ -208,6 +217,7 @@ class Preprocessor:
         self.mean_ = mean[sel].astype(np.float64)
         self.scale_ = scale.astype(np.float64)
         self.log_transform_ = log
+        self.input_range_ = input_range
         self.n_features_in_ = len(columns)
         return self
 
@@ -294,11 +304,41 @@ class Preprocessor:
         n_nan = int(np.isnan(values[:, present_mask]).sum())
         if n_nan:
             logger.info("imputing %d missing expression value(s) with the training mean", n_nan)
+        self._check_scale(values[:, present_mask])
         if self.log_transform_:
             values = self._log(values, "expression")
         values = np.where(np.isnan(values), self.mean_, values)
         z = (values - self.mean_) / self.scale_
         return z.astype(np.float32)
+
+    def _check_scale(self, values: np.ndarray) -> None:
+        """Raise :class:`InputError` when ``values`` are on the other scale than the training's."""
+        train = getattr(self, "input_range_", None)
+        finite = values[np.isfinite(values)]
+        if train is None or finite.size == 0:
+            return
+        t_min, t_max = train
+        n_min, n_max = float(finite.min()), float(finite.max())
+        trained_logged = not (t_min >= 0.0 and t_max > AUTO_LOG_MAX)
+        # an order of magnitude beyond the training range: a shift or a new batch is not that
+        far_above = n_max > max(AUTO_LOG_MAX, 10.0 * max(t_max, 1.0))
+        if not self.log_transform_ and trained_logged and n_min >= 0.0 and far_above:
+            raise InputError(
+                f"the expression looks like un-logged TPM or counts (values {n_min:.4g} .. "
+                f"{n_max:.4g}) but the model was fitted on log-scale expression (values "
+                f"{t_min:.4g} .. {t_max:.4g}) and applies no log transform",
+                fix="pass log2(TPM+1) values (e.g. DepMap OmicsExpression...TPMLogp1), or refit "
+                "the model on TPM with --log-transform",
+            )
+        far_below = n_max < min(LOGGED_MAX, 0.1 * t_max)
+        if self.log_transform_ and t_max > AUTO_LOG_MAX and n_min >= 0.0 and far_below:
+            raise InputError(
+                f"the expression looks already log-transformed (values {n_min:.4g} .. "
+                f"{n_max:.4g}) but the model was fitted on un-logged TPM (values up to "
+                f"{t_max:.4g}) and applies ln(1 + x) itself",
+                fix="pass the un-logged TPM values (the model logs them), or refit on logged "
+                "expression without --log-transform",
+            )
 
     def affine_(self) -> tuple[np.ndarray, np.ndarray]:
         """The scaling as an affine map of the logged expression.
@@ -326,6 +366,9 @@ class Preprocessor:
             "log_transform_": bool(self.log_transform_),
             "n_features_in_": int(self.n_features_in_),
         }
+        input_range = getattr(self, "input_range_", None)
+        if input_range is not None:
+            params["input_range_"] = [float(input_range[0]), float(input_range[1])]
         arrays = {"mean": self.mean_.copy(), "scale": self.scale_.copy()}
         return params, arrays
 
@@ -347,6 +390,13 @@ class Preprocessor:
             raise ValueError("Preprocessor state arrays do not match its gene list")
         obj.log_transform_ = bool(params["log_transform_"])
         obj.n_features_in_ = int(params.get("n_features_in_", len(obj.genes_)))
+        rng = params.get("input_range_")  # absent from states saved before it existed
+        if rng is not None:
+            if len(rng) != 2 or not all(np.isfinite(float(v)) for v in rng):
+                raise ValueError(f"Preprocessor state has a bad input_range_ {rng!r}")
+            obj.input_range_ = (float(rng[0]), float(rng[1]))
+        else:
+            obj.input_range_ = None
         return obj
 
     def __repr__(self) -> str:
@@ -358,4 +408,4 @@ class Preprocessor:
         )
 
 
-__all__ = ["AUTO_LOG_MAX", "Preprocessor", "looks_unlogged"]
+__all__ = ["AUTO_LOG_MAX", "LOGGED_MAX", "Preprocessor", "looks_unlogged"]

@@ -108,7 +108,7 @@ def _decode_error(path: Path, exc: Exception) -> InputError:
     enc = _ENCODING.get()
     if isinstance(exc, UnicodeDecodeError):
         return InputError(
-            f"is not valid {enc or 'UTF-8'} text (byte {exc.object[exc.start:exc.start + 1]!r} "
+            f"is not valid {enc or 'UTF-8'} text (byte {exc.object[exc.start : exc.start + 1]!r} "
             f"at position {exc.start})",
             path=path,
             fix="pass the file's encoding, e.g. --encoding latin-1 (encoding='latin-1' in "
@@ -119,6 +119,8 @@ def _decode_error(path: Path, exc: Exception) -> InputError:
         path=path,
         fix="pass a CSV/TSV text file (optionally gzip-compressed) or a parquet file",
     )
+
+
 _UNNAMED = ("Unnamed: 0", "")
 
 

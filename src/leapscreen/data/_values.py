@@ -71,7 +71,11 @@ def check_not_constant(df: pd.DataFrame, path: str | os.PathLike | None, *, what
 
 
 def check_expression_values(
-    df: pd.DataFrame, path: str | os.PathLike | None, *, log_transform: bool = False
+    df: pd.DataFrame,
+    path: str | os.PathLike | None,
+    *,
+    log_transform: bool = False,
+    check_scale: bool = True,
 ) -> None:
     """The checks every expression file goes through, whatever its layout.
 
@@ -96,7 +100,7 @@ def check_expression_values(
                 fix="drop --log-transform (log_transform=True) if the file is already on a log "
                 "scale",
             )
-    else:
+    elif check_scale:
         check_log_scale(values, path)
 
 

@@ -170,7 +170,9 @@ def _read_long_expression(path: str | os.PathLike) -> pd.DataFrame:
     return df.astype(np.float32)
 
 
-def read_depmap_expression(path: str | os.PathLike, *, log_transform: bool = False) -> pd.DataFrame:
+def read_depmap_expression(
+    path: str | os.PathLike, *, log_transform: bool = False, check_scale: bool = True
+) -> pd.DataFrame:
     """Read a DepMap expression file (samples x genes, log2(TPM+1)).
 
     Two layouts are recognised from the header:
@@ -192,6 +194,9 @@ def read_depmap_expression(path: str | os.PathLike, *, log_transform: bool = Fal
     log_transform : bool
         The file holds linear TPM: return log2(TPM + 1). Without it, values that look like TPM
         are an error.
+    check_scale : bool
+        Check that the values look like log2(TPM+1) (ignored with ``log_transform``). The
+        loaders of :mod:`leapscreen.data.loading` check the scale themselves, for every layout.
 
     Returns
     -------
@@ -209,7 +214,9 @@ def read_depmap_expression(path: str | os.PathLike, *, log_transform: bool = Fal
         df = _read_long_expression(path)
     else:
         df = read_table(path, index_col=MODEL_ID_COLUMNS, expected="matrix", what="expression")
-    return expression_from_frame(df, path=path, log_transform=log_transform)
+    return expression_from_frame(
+        df, path=path, log_transform=log_transform, check_scale=check_scale
+    )
 
 
 def expression_from_frame(
@@ -217,6 +224,7 @@ def expression_from_frame(
     *,
     path: str | os.PathLike | None = None,
     log_transform: bool = False,
+    check_scale: bool = True,
 ) -> pd.DataFrame:
     """Finish a DepMap expression matrix already read as samples x ``SYMBOL (ENTREZ)`` columns.
 
@@ -246,7 +254,7 @@ def expression_from_frame(
             index=df.index,
             columns=df.columns,
         )
-    else:
+    elif check_scale:
         check_log_scale(values, path)
     return collapse_gene_columns(df, "max_mean", path=path)
 

@@ -101,9 +101,13 @@ _VALUE_NAMES = (
 )
 _LINEAGE_NAMES = ("OncotreeLineage", "lineage", "Lineage", "tissue")
 _GENE_INDEX_NAMES = {"gene", "genes", "symbol", "gene_symbol", "hugo_symbol", "gene_name"}
+#: Public names of the column-name vocabularies (used by :mod:`leapscreen.data.loading`).
+SAMPLE_NAMES, PERTURBATION_NAMES, VALUE_NAMES = _SAMPLE_NAMES, _PERTURBATION_NAMES, _VALUE_NAMES
+LINEAGE_NAMES = _LINEAGE_NAMES
 _SAMPLE_ID = re.compile(r"^(ACH-\d+|SIDM\d+|[A-Z0-9]+_[A-Z0-9_]+)$")
 _ACH = re.compile(r"^ACH-\d+$")
 _ENTREZ_LABEL = re.compile(r"^.*\S\s*\(\d+\)$")
+ENTREZ_LABEL = _ENTREZ_LABEL
 
 
 def read_long_table(
@@ -199,6 +203,16 @@ def _pick(columns: list[str], names: tuple[str, ...]) -> str | None:
         if name in lower:
             return lower[name]
     return None
+
+
+def pick_column(columns: list[str], names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` (lower-case) found among ``columns``, compared case-insensitively."""
+    return _pick(columns, names)
+
+
+def orient(df: pd.DataFrame) -> pd.DataFrame:
+    """Samples x features: transpose a genes x samples matrix (recognised by its labels)."""
+    return _orient(df)
 
 
 def _read_dir(p: Path) -> tuple[str, object]:
