@@ -190,14 +190,58 @@ def summary(
         ..., help="Data files (CSV / TSV / parquet / .h5ad / .gmt) or dataset directories."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="One line per file, no tables."),
+    value: str | None = typer.Option(
+        None,
+        "--value",
+        help="Response value to read: LN_IC50 | AUC | AAC (GDSC), ActArea | IC50 | LN_IC50 | EC50 "
+        "(CCLE 2012), auc | aac | ic50 | ec50 (PRISM), or the value column of a long table.",
+    ),
+    encoding: str | None = typer.Option(
+        None, "--encoding", help="Text encoding of CSV/TSV files (default UTF-8), e.g. latin-1."
+    ),
+    log_transform: bool = typer.Option(
+        False,
+        "--log-transform",
+        help="DepMap-layout expression holds linear TPM: show log2(TPM+1).",
+    ),
+    sample_column: str | None = typer.Option(
+        None, "--sample-column", help="Long table: the column of sample IDs."
+    ),
+    perturbation_column: str | None = typer.Option(
+        None, "--perturbation-column", help="Long table: the column of perturbation IDs."
+    ),
+    value_column: str | None = typer.Option(
+        None, "--value-column", help="Long table: the column of response values."
+    ),
+    duplicates: str = typer.Option(
+        "mean",
+        "--duplicates",
+        help="Repeated (sample, perturbation) measurements: mean | median | first | error.",
+    ),
 ) -> None:
     """Say what each file is: kind, shape, missing values, lineages, and shared samples."""
+    from leapscreen.data.longtable import DUPLICATE_RULES
     from leapscreen.data.tables import read_any
+    from leapscreen.errors import InputError
 
     setup_logging(quiet)
+    if duplicates not in DUPLICATE_RULES:
+        raise InputError(
+            f"--duplicates {duplicates!r} is not a rule",
+            fix=f"use --duplicates {' | '.join(DUPLICATE_RULES)}",
+        )
     summaries = []
     for path in paths:
-        kind, obj = read_any(path)
+        kind, obj = read_any(
+            path,
+            value=value,
+            encoding=encoding,
+            log_transform=log_transform,
+            sample_column=sample_column,
+            perturbation_column=perturbation_column,
+            value_column=value_column,
+            duplicates=duplicates,
+        )
         summaries.append(summarize(Path(path), kind, obj))
     overlaps, via = _overlaps(summaries) if len(summaries) > 1 else ([], None)
     if quiet:

@@ -18,7 +18,14 @@ from leapscreen.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["filter_gene_sets", "gene_set_matrix", "read_gene_sets", "read_gmt", "read_msigdb_json"]
+__all__ = [
+    "filter_gene_sets",
+    "gene_set_matrix",
+    "read_gene_list",
+    "read_gene_sets",
+    "read_gmt",
+    "read_msigdb_json",
+]
 
 
 def _open(path: Path):
@@ -161,6 +168,66 @@ def read_gene_sets(path: str | os.PathLike) -> dict[str, list[str]]:
     if name.endswith(".json"):
         return read_msigdb_json(path)
     return read_gmt(path)
+
+
+_GENE_COLUMNS = ("gene", "genes", "symbol", "gene_symbol", "hugo_symbol", "gene_name")
+
+
+def read_gene_list(path: str | os.PathLike, *, encoding: str | None = None) -> list[str]:
+    """Read a list of genes: one per line, or a column of a CSV/TSV table.
+
+    A plain list has one gene per line (blank lines and lines starting with ``#`` skipped). A
+    table (its first line holds a ``,`` or tab) takes the column named ``gene`` / ``symbol`` /
+    ``gene_symbol`` / ``hugo_symbol`` / ``gene_name`` (any case), else its first column, and its
+    first line is the header. DepMap labels ``SYMBOL (ENTREZ)`` become ``SYMBOL``. Repeats are
+    dropped (first kept).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Text file, optionally gzip-compressed.
+    encoding : str, optional
+        Text encoding (default UTF-8).
+
+    Returns
+    -------
+    list of str
+        The genes in file order.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, or no gene in it.
+    """
+    import csv
+    import io
+
+    from leapscreen.data._io import head_lines, reading_encoding
+    from leapscreen.data.depmap import split_gene_label
+
+    p = check_exists(path)
+    with reading_encoding(encoding):
+        lines = head_lines(p, n_lines=10**9)
+    text = "".join(lines)
+    first = lines[0] if lines else ""
+    delim = "\t" if "\t" in first else ("," if "," in first else None)
+    if delim is None:
+        genes = [ln.strip() for ln in text.splitlines()]
+        genes = [g for g in genes if g and not g.startswith("#")]
+    else:
+        rows = [r for r in csv.reader(io.StringIO(text), delimiter=delim) if r]
+        header = [h.strip() for h in rows[0]]
+        lower = [h.lower() for h in header]
+        col = next((lower.index(c) for c in _GENE_COLUMNS if c in lower), 0)
+        genes = [r[col].strip() for r in rows[1:] if len(r) > col]
+    genes = _dedupe(split_gene_label(g)[0] for g in genes if g)
+    if not genes:
+        raise InputError(
+            "no gene found in the gene list",
+            path=p,
+            fix="write one gene symbol per line, or a table with a 'gene' column",
+        )
+    return genes
 
 
 def filter_gene_sets(

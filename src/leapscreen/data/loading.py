@@ -39,7 +39,7 @@ from leapscreen.data.depmap import (
     read_depmap_models,
 )
 from leapscreen.data.ids import IdMapper
-from leapscreen.data.longtable import DUPLICATE_RULES, long_to_wide
+from leapscreen.data.longtable import DUPLICATE_RULES
 from leapscreen.data.tables import (
     ENTREZ_LABEL,
     LINEAGE_NAMES,
@@ -48,6 +48,8 @@ from leapscreen.data.tables import (
     VALUE_NAMES,
     orient,
     pick_column,
+    read_long_columns,
+    resolve_column,
 )
 from leapscreen.errors import InputError
 
@@ -162,50 +164,6 @@ def load_expression(
 
 
 # ----------------------------------------------------------------------------- responses
-def _resolve_column(header: list[str], name: str | None, candidates: tuple[str, ...]) -> str | None:
-    if name is None:
-        return pick_column(header, candidates)
-    if name in header:
-        return name
-    lower = {c.lower(): c for c in header}
-    return lower.get(name.lower())
-
-
-def _long_table(
-    p: Path,
-    header: list[str],
-    *,
-    sample_column: str | None,
-    perturbation_column: str | None,
-    value_column: str | None,
-    value: str | None,
-    duplicates: str,
-) -> pd.DataFrame:
-    sample = _resolve_column(header, sample_column, SAMPLE_NAMES)
-    pert = _resolve_column(header, perturbation_column, PERTURBATION_NAMES)
-    val = _resolve_column(header, value_column or value, VALUE_NAMES)
-    for given, found, option, names in (
-        (sample_column, sample, "--sample-column", SAMPLE_NAMES),
-        (perturbation_column, pert, "--perturbation-column", PERTURBATION_NAMES),
-        (value_column or value, val, "--value-column", VALUE_NAMES),
-    ):
-        if found is None:
-            problem = (
-                f"has no column {given!r}"
-                if given
-                else f"has no column named like {format_examples(names, 4)}"
-            )
-            raise InputError(
-                f"the long table {problem}; columns found: {format_examples(header, 12)}",
-                path=p,
-                column=given,
-                fix=f"name the column with {option}",
-            )
-    df = read_table(p, usecols=list(dict.fromkeys([sample, pert, val])), what="long table")
-    wide, _ = long_to_wide(df, sample, pert, val, agg=duplicates, path=p)
-    return wide
-
-
 def load_responses(
     path: PathLike,
     *,
@@ -289,19 +247,15 @@ def _read_responses(p, value, sample_column, perturbation_column, value_column, 
     header = read_header(p)
     cols = set(header)
     if sample_column or perturbation_column or value_column:
-        return (
-            _long_table(
-                p,
-                header,
-                sample_column=sample_column,
-                perturbation_column=perturbation_column,
-                value_column=value_column,
-                value=value,
-                duplicates=duplicates,
-            ),
-            None,
-            None,
+        wide = read_long_columns(
+            p,
+            header,
+            sample_column=sample_column,
+            perturbation_column=perturbation_column,
+            value_column=value_column or value,
+            duplicates=duplicates,
         )
+        return wide, None, None
     looks = _foreign_role(header)
     if looks in ("a DepMap expression file", "a DepMap Model.csv (sample metadata)"):
         raise _wrong_role(p, "responses", looks, "--responses")
@@ -335,23 +289,19 @@ def _read_responses(p, value, sample_column, perturbation_column, value_column, 
     sample = pick_column(header, SAMPLE_NAMES)
     pert = pick_column(header, PERTURBATION_NAMES)
     if sample and pert and len(header) <= 10:
-        val = _resolve_column(header, value, VALUE_NAMES)
+        val = resolve_column(header, value, VALUE_NAMES)
         if val is None and value is None and len(header) == 3:
             val = next(c for c in header if c not in (sample, pert))
         if val is not None:
-            return (
-                _long_table(
-                    p,
-                    header,
-                    sample_column=sample,
-                    perturbation_column=pert,
-                    value_column=val,
-                    value=None,
-                    duplicates=duplicates,
-                ),
-                None,
-                None,
+            wide = read_long_columns(
+                p,
+                header,
+                sample_column=sample,
+                perturbation_column=pert,
+                value_column=val,
+                duplicates=duplicates,
             )
+            return wide, None, None
     _no_value(value, p, "a wide matrix (samples x perturbations)")
     df = read_table(p, expected="matrix", what="responses", id_what="sample IDs")
     df = orient(df)

@@ -22,6 +22,7 @@ from leapscreen.data._io import (
     head_lines,
     read_header,
     read_table,
+    reading_encoding,
     table_format,
 )
 from leapscreen.data.longtable import AGGREGATIONS, long_to_wide
@@ -243,7 +244,9 @@ def _check_space_separated(p: Path) -> None:
         )
 
 
-def _classify_matrix(df: pd.DataFrame, p: Path) -> tuple[str, object]:
+def _classify_matrix(
+    df: pd.DataFrame, p: Path, *, log_transform: bool = False
+) -> tuple[str, object]:
     from leapscreen.data.depmap import (
         expression_from_frame,
         gene_dependency_from_frame,
@@ -255,6 +258,8 @@ def _classify_matrix(df: pd.DataFrame, p: Path) -> tuple[str, object]:
     n_entrez = sum(bool(_ENTREZ_LABEL.match(c)) for c in cols)
     n_ach = sum(bool(_ACH.match(str(v))) for v in df.index)
     if cols and n_entrez >= 0.5 * len(cols) and n_ach >= 0.8 * len(df.index):
+        if log_transform:
+            return "depmap_expression", expression_from_frame(df, path=p, log_transform=True)
         values = df.to_numpy()
         finite = values[np.isfinite(values)]
         if finite.size and finite.min() >= 0 and finite.max() <= 1:
@@ -265,7 +270,70 @@ def _classify_matrix(df: pd.DataFrame, p: Path) -> tuple[str, object]:
     return "matrix", df
 
 
-def read_any(path: str | os.PathLike) -> tuple[str, object]:
+def resolve_column(columns: list[str], name: str | None, candidates: tuple[str, ...]) -> str | None:
+    """``name`` among ``columns`` (exact, else case-insensitive); without it, a usual name."""
+    if name is None:
+        return _pick(columns, candidates)
+    if name in columns:
+        return name
+    return {c.lower(): c for c in columns}.get(name.lower())
+
+
+def read_long_columns(
+    path: str | os.PathLike,
+    header: list[str],
+    *,
+    sample_column: str | None = None,
+    perturbation_column: str | None = None,
+    value_column: str | None = None,
+    duplicates: str = "mean",
+) -> pd.DataFrame:
+    """Read a long table whose columns are named by the user (unset ones found by usual names).
+
+    Raises
+    ------
+    InputError
+        A named column is absent (the columns found are listed), or repeated measurements with
+        ``duplicates="error"``.
+    """
+    sample = resolve_column(header, sample_column, _SAMPLE_NAMES)
+    pert = resolve_column(header, perturbation_column, _PERTURBATION_NAMES)
+    val = resolve_column(header, value_column, _VALUE_NAMES)
+    if val is None and value_column is None and sample and pert and len(header) == 3:
+        val = next(c for c in header if c not in (sample, pert))
+    for given, found, option, names in (
+        (sample_column, sample, "--sample-column", _SAMPLE_NAMES),
+        (perturbation_column, pert, "--perturbation-column", _PERTURBATION_NAMES),
+        (value_column, val, "--value-column", _VALUE_NAMES),
+    ):
+        if found is None:
+            problem = (
+                f"has no column {given!r}"
+                if given
+                else f"has no column named like {', '.join(names[:4])}, ..."
+            )
+            raise InputError(
+                f"the long table {problem}; columns found: {', '.join(header[:12])}",
+                path=path,
+                column=given,
+                fix=f"name the column with {option}",
+            )
+    df = read_table(path, usecols=list(dict.fromkeys([sample, pert, val])), what="long table")
+    wide, _ = long_to_wide(df, sample, pert, val, agg=duplicates, path=path)
+    return wide
+
+
+def read_any(
+    path: str | os.PathLike,
+    *,
+    value: str | None = None,
+    encoding: str | None = None,
+    log_transform: bool = False,
+    sample_column: str | None = None,
+    perturbation_column: str | None = None,
+    value_column: str | None = None,
+    duplicates: str = "mean",
+) -> tuple[str, object]:
     """Recognise a data file and read it with the right reader.
 
     Recognised, in this order: a directory (saved dataset with ``dataset.json``, or a
@@ -285,6 +353,19 @@ def read_any(path: str | os.PathLike) -> tuple[str, object]:
     Parameters
     ----------
     path : str or PathLike
+    value : str, optional
+        The response value of a GDSC (``LN_IC50`` / ``AUC`` / ``AAC``), CCLE 2012 or PRISM file,
+        or the value column of a long table; ignored by the other kinds (so that one ``--value``
+        serves a whole ``data summary``).
+    encoding : str, optional
+        Text encoding (default UTF-8).
+    log_transform : bool
+        A DepMap-layout expression matrix holds linear TPM: read it as log2(TPM+1).
+    sample_column, perturbation_column, value_column : str, optional
+        Read a table that has these columns as a long table.
+    duplicates : str
+        Rule for repeated (sample, perturbation) measurements (see
+        :func:`~leapscreen.data.longtable.long_to_wide`).
 
     Returns
     -------
@@ -296,7 +377,24 @@ def read_any(path: str | os.PathLike) -> tuple[str, object]:
     InputError
         Whatever the reader of that kind raises for bad input.
     """
-    p = Path(path)
+    with reading_encoding(encoding):
+        return _read_any(
+            Path(path),
+            value=value,
+            log_transform=log_transform,
+            long_columns=(sample_column, perturbation_column, value_column),
+            duplicates=duplicates,
+        )
+
+
+def _read_any(
+    p: Path,
+    *,
+    value: str | None,
+    log_transform: bool,
+    long_columns: tuple[str | None, str | None, str | None],
+    duplicates: str,
+) -> tuple[str, object]:
     if p.is_dir():
         return _read_dir(p)
     check_exists(p)
@@ -310,15 +408,27 @@ def read_any(path: str | os.PathLike) -> tuple[str, object]:
 
     header = read_header(p)
     cols = set(header)
+    if any(long_columns) and all(c is None or resolve_column(header, c, ()) for c in long_columns):
+        s_col, p_col, v_col = long_columns
+        return "long_table", read_long_columns(
+            p,
+            header,
+            sample_column=s_col,
+            perturbation_column=p_col,
+            value_column=v_col or (value if value and resolve_column(header, value, ()) else None),
+            duplicates=duplicates,
+        )
     if "IsDefaultEntryForModel" in cols:
         from leapscreen.data.depmap import read_depmap_expression
 
-        return "depmap_expression", read_depmap_expression(p)
+        return "depmap_expression", read_depmap_expression(p, log_transform=log_transform)
     if {"broad_id", "depmap_id", "screen_id"} <= cols and {"auc", "ic50", "ec50"} & cols:
         from leapscreen.data.prism import read_prism_secondary
 
-        value = next(v for v in ("auc", "ic50", "ec50") if v in cols)
-        return "prism_secondary", read_prism_secondary(p, value=value)
+        default = next(v for v in ("auc", "ic50", "ec50") if v in cols)
+        return "prism_secondary", read_prism_secondary(
+            p, value=(value or default).lower(), agg=duplicates
+        )
     if "DRUG_NAME" in cols and {"LN_IC50", "AUC"} & cols:
         from leapscreen.data.gdsc import read_gdsc_fitted
 
@@ -333,13 +443,15 @@ def read_any(path: str | os.PathLike) -> tuple[str, object]:
                 column="SANGER_MODEL_ID",
                 fix="pass the GDSC fitted dose response file with its ID columns",
             )
-        value = "LN_IC50" if "LN_IC50" in cols else "AUC"
-        return "gdsc_fitted", read_gdsc_fitted(p, value=value, sample_key=key)
+        default = "LN_IC50" if "LN_IC50" in cols else "AUC"
+        return "gdsc_fitted", read_gdsc_fitted(
+            p, value=value or default, sample_key=key, agg=duplicates
+        )
     if "Compound" in cols and {"ActArea", "IC50 (uM)"} & cols:
         from leapscreen.data.gdsc import read_ccle2012
 
-        value = "ActArea" if "ActArea" in cols else "IC50"
-        return "ccle2012", read_ccle2012(p, value=value)
+        default = "ActArea" if "ActArea" in cols else "IC50"
+        return "ccle2012", read_ccle2012(p, value=value or default, agg=duplicates)
     from leapscreen.data.depmap import MODEL_ID_COLUMNS, read_depmap_models
     from leapscreen.data.prism import looks_like_prism_primary, read_prism_primary
 
@@ -367,16 +479,17 @@ def read_any(path: str | os.PathLike) -> tuple[str, object]:
     sample_col = _pick(columns, _SAMPLE_NAMES)
     pert_col = _pick(columns, _PERTURBATION_NAMES)
     if sample_col and pert_col and len(columns) <= 10:
-        value_col = _pick(columns, _VALUE_NAMES)
+        value_col = resolve_column(columns, value, _VALUE_NAMES) if value else None
+        value_col = value_col or _pick(columns, _VALUE_NAMES)
         others = [c for c in numeric if c not in (sample_col, pert_col)]
         if value_col is None and len(others) == 1:
             value_col = others[0]
         if value_col is not None:
-            wide, _ = long_to_wide(df, sample_col, pert_col, value_col, path=p)
+            wide, _ = long_to_wide(df, sample_col, pert_col, value_col, agg=duplicates, path=p)
             return "long_table", wide
     if table_format(p) == "text":
         check_header_unique(p)
-    return _classify_matrix(frame_to_matrix(df, p, what="matrix"), p)
+    return _classify_matrix(frame_to_matrix(df, p, what="matrix"), p, log_transform=log_transform)
 
 
 def _frame_to_table(df: pd.DataFrame, p: Path) -> pd.DataFrame:
