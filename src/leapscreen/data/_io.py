@@ -55,6 +55,7 @@ LOG_MAX_SKEW = 10.0
 _HEADER_CAP = 8 * 1024 * 1024  # bytes read at most to sniff the delimiter (after the header)
 _HEADER_LINE_CAP = 512 * 1024 * 1024  # longest header line read (a 20k-gene header: ~0.4 MiB)
 _GZIP_MAGIC = b"\x1f\x8b"
+csv.field_size_limit(max(csv.field_size_limit(), _HEADER_LINE_CAP))  # a header field may be long
 _ENCODING: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "leapscreen_encoding", default=None
 )
