@@ -86,7 +86,7 @@ def _gdsc_value(value: str, path) -> tuple[str, str]:
     raise InputError(
         f"unknown GDSC response value {value!r}",
         path=path,
-        fix="use value='LN_IC50', 'AUC' or 'AAC' (= 1 - AUC)",
+        fix="use --value LN_IC50, AUC or AAC (= 1 - AUC) (value='LN_IC50', ... in Python)",
     )
 
 
@@ -309,7 +309,7 @@ def read_ccle2012(
         raise InputError(
             f"unknown CCLE 2012 response value {value!r}",
             path=p,
-            fix="use value='ActArea', 'IC50', 'LN_IC50' or 'EC50'",
+            fix="use --value ActArea, IC50, LN_IC50 or EC50 (value='ActArea', ... in Python)",
         )
     value_col = _CCLE_VALUES[key]
     header = read_header(p)

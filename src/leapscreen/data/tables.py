@@ -408,7 +408,9 @@ def _read_any(
 
     header = read_header(p)
     cols = set(header)
-    if any(long_columns) and all(c is None or resolve_column(header, c, ()) for c in long_columns):
+    # long-table columns apply to the files that have at least one of them (a summary of several
+    # files reads the others as usual); a file with some but not all of them is an error
+    if any(c is not None and resolve_column(header, c, ()) for c in long_columns):
         s_col, p_col, v_col = long_columns
         return "long_table", read_long_columns(
             p,
