@@ -155,3 +155,48 @@ def test_bad_inputs():
         Preprocessor().fit(X)
     with pytest.raises(RuntimeError, match="not fitted"):
         Preprocessor().transform(_frame())
+
+
+def _tpm(n: int = 30, d: int = 40, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    values = rng.lognormal(2.0, 1.8, size=(n, d)) * 20
+    return pd.DataFrame(
+        values, index=[f"S{i}" for i in range(n)], columns=[f"G{j}" for j in range(d)]
+    )
+
+
+def test_tpm_given_to_a_log_scale_model_is_refused():
+    tpm = _tpm()
+    logged = np.log2(tpm + 1.0)
+    pp = Preprocessor(n_genes=None).fit(logged)
+    pp.transform(logged.iloc[:1])  # same scale: fine
+    with pytest.raises(InputError, match="un-logged TPM") as err:
+        pp.transform(tpm.iloc[:2])
+    assert "--log-transform" in str(err.value)
+
+
+def test_logged_data_given_to_a_tpm_model_is_refused():
+    tpm = _tpm()
+    pp = Preprocessor(n_genes=None, log_transform=True).fit(tpm)
+    pp.transform(tpm.iloc[:1])
+    with pytest.raises(InputError, match="already log-transformed"):
+        pp.transform(np.log2(tpm.iloc[:3] + 1.0))
+
+
+def test_input_range_round_trips_and_old_states_still_load():
+    X = _frame().abs() + 1.0
+    pp = Preprocessor(n_genes=10).fit(X)
+    params, arrays = pp.get_state()
+    assert params["input_range_"] == [float(X.min().min()), float(X.max().max())]
+    json.dumps(params)
+    again = Preprocessor.from_state(params, arrays)
+    assert again.input_range_ == pp.input_range_
+    old = {k: v for k, v in params.items() if k != "input_range_"}  # saved before the field
+    legacy = Preprocessor.from_state(old, arrays)
+    assert legacy.input_range_ is None
+    np.testing.assert_array_equal(legacy.transform(X), pp.transform(X))
+    legacy.transform(X * 1000)  # an old model: no scale check, same numbers as before
+    with pytest.raises(InputError, match="un-logged"):
+        again.transform(X * 1000)
+    with pytest.raises(ValueError, match="input_range_"):
+        Preprocessor.from_state({**params, "input_range_": [0.0]}, arrays)
