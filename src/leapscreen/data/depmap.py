@@ -24,6 +24,7 @@ from leapscreen.data._io import (
     read_header,
     read_table,
 )
+from leapscreen.data._values import check_finite
 from leapscreen.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -233,6 +234,7 @@ def expression_from_frame(
     """
     df = df.copy(deep=False)
     df.index.name = "ModelID"
+    check_finite(df, path, what="expression")
     values = df.to_numpy()
     if log_transform:
         vmin = np.nanmin(values) if values.size else 0.0
@@ -288,6 +290,7 @@ def gene_effect_from_frame(
     df: pd.DataFrame, *, path: str | os.PathLike | None = None
 ) -> pd.DataFrame:
     """Finish a gene effect matrix already read (symbols, one column per symbol)."""
+    check_finite(df, path, what="gene effect matrix")
     df = collapse_gene_columns(df, "min_entrez", path=path)
     df.index.name = "ModelID"
     values = df.to_numpy()

@@ -29,9 +29,11 @@ __all__ = [
 
 
 def _open(path: Path):
-    if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")  # noqa: SIM115
+    from leapscreen.data._io import is_gzip
+
+    if path.name.lower().endswith(".gz") or is_gzip(path):
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    return open(path, encoding="utf-8-sig")  # noqa: SIM115
 
 
 def _dedupe(genes: Iterable[str]) -> list[str]:
@@ -211,12 +213,17 @@ def read_gene_list(path: str | os.PathLike, *, encoding: str | None = None) -> l
     text = "".join(lines)
     first = lines[0] if lines else ""
     delim = "\t" if "\t" in first else ("," if "," in first else None)
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text), delimiter=delim or ",") if r]
+    except csv.Error as exc:
+        raise InputError(f"cannot be read as a gene list ({exc})", path=p) from exc
+    rows = [r for r in rows if r[0].strip() and not r[0].strip().startswith("#")]
     if delim is None:
-        genes = [ln.strip() for ln in text.splitlines()]
-        genes = [g for g in genes if g and not g.startswith("#")]
+        genes = [r[0].strip() for r in rows]
+        if genes and genes[0].lower() in _GENE_COLUMNS:  # a one-column table with its header
+            genes = genes[1:]
     else:
-        rows = [r for r in csv.reader(io.StringIO(text), delimiter=delim) if r]
-        header = [h.strip() for h in rows[0]]
+        header = [h.strip() for h in rows[0]] if rows else []
         lower = [h.lower() for h in header]
         col = next((lower.index(c) for c in _GENE_COLUMNS if c in lower), 0)
         genes = [r[col].strip() for r in rows[1:] if len(r) > col]

@@ -25,6 +25,7 @@ from leapscreen.data._io import (
     reading_encoding,
     table_format,
 )
+from leapscreen.data._values import check_finite
 from leapscreen.data.longtable import AGGREGATIONS, long_to_wide
 from leapscreen.errors import InputError
 
@@ -187,6 +188,7 @@ def read_matrix(
         df = df.T
         df.index = pd.Index([str(v) for v in df.index], dtype=object)
         check_unique_index(df, path, what="sample IDs (columns of the file)")
+    check_finite(df, path, what="matrix")
     return df
 
 
