@@ -268,6 +268,8 @@ def test_meaning_preserving_mutations_give_the_same_values(seed, ops):
             assert err is None, f"{label} on {seed} with {ops}: {err}"
             a, b = _frame(want), _frame(got)
             if a is None:
+                if "shuffle_rows" in ops and isinstance(want, list):  # a list follows the file
+                    got, want = sorted(got), sorted(want)
                 assert got == want, f"{label} on {seed} with {ops}"
                 continue
             b = b.sort_index()
@@ -341,7 +343,9 @@ def test_damaging_mutations_give_a_load_or_a_clean_error(seed, ops, suffix):
         if not rows:
             break
         r = 1 + k % max(1, len(rows) - 1) if len(rows) > 1 else 0
-        c = k % max(1, len(rows[r]))
+        if not rows[r]:  # a blank line inserted before
+            rows[r] = [""]
+        c = k % len(rows[r])
         if op == "truncate":
             flat = _join(rows)
             rows = _rows(flat[: k % max(1, len(flat))])

@@ -361,6 +361,14 @@ def _read_text(path: Path, *, min_columns: int, usecols=None) -> pd.DataFrame:
         # R's write.table: the header has no field for the row names, pandas made them the index
         df = df.reset_index()
         df = df.rename(columns={df.columns[0]: _UNNAMED[0]})
+        if df.columns.duplicated().any():  # not R's layout: a data row longer than the header
+            raise InputError(
+                f"rows do not all have the same number of fields: the header has {len(header)} "
+                "but the first data row has more",
+                path=path,
+                fix="every row must have as many fields as the header; check quoting and "
+                "delimiters",
+            )
     return df
 
 
@@ -593,6 +601,14 @@ def read_table(
         if usecols is not None:
             df = df[list(usecols)]
     df.columns = [str(c) for c in df.columns]
+    if df.columns.duplicated().any():
+        repeated = pd.unique(df.columns[df.columns.duplicated()])
+        raise InputError(
+            f"{len(repeated)} column names occur more than once: {format_examples(repeated)}",
+            path=p,
+            column=str(repeated[0]),
+            fix="give every column a distinct name (merge or drop the repeats)",
+        )
     require_columns(df, required, p, what=what)
 
     if expected == "table":

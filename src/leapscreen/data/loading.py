@@ -85,6 +85,11 @@ def _wrong_role(path: Path, role: str, looks: str, option: str) -> InputError:
     )
 
 
+def _check_unique_header(p: Path) -> None:
+    if table_format(p) == "text":
+        check_header_unique(p)
+
+
 def _is_dataset(p: Path) -> bool:
     return p.is_dir() or p.name.lower().removesuffix(".gz").endswith(".h5ad")
 
@@ -148,6 +153,7 @@ def load_expression(
             return _read_dataset(p).expression
         check_exists(p)
         header = read_header(p)
+        _check_unique_header(p)
         looks = _foreign_role(header)
         if looks and looks != "a DepMap expression file":
             raise _wrong_role(p, "expression", looks, "--expression")
@@ -245,6 +251,7 @@ def _read_responses(p, value, sample_column, perturbation_column, value_column, 
         return data.responses, data.perturbations, None
     check_exists(p)
     header = read_header(p)
+    _check_unique_header(p)
     cols = set(header)
     if sample_column or perturbation_column or value_column:
         wide = read_long_columns(
@@ -291,7 +298,7 @@ def _read_responses(p, value, sample_column, perturbation_column, value_column, 
     if sample and pert and len(header) <= 10:
         val = resolve_column(header, value, VALUE_NAMES)
         if val is None and value is None and len(header) == 3:
-            val = next(c for c in header if c not in (sample, pert))
+            val = next((c for c in header if c not in (sample, pert)), None)
         if val is not None:
             wide = read_long_columns(
                 p,

@@ -64,6 +64,16 @@ def long_to_wide(
         )
     require_columns(df, (sample_col, perturbation_col, value_col), path, what="long table")
     df = check_numeric(df, path, [value_col])
+    inf = np.isinf(df[value_col].to_numpy(dtype=np.float64, na_value=np.nan))
+    if inf.any():
+        row = df.index[int(np.argmax(inf))]
+        raise InputError(
+            f"{int(inf.sum())} infinite values (first in row '{row}'); a finite response or an "
+            "empty field / NA for a missing one was expected",
+            path=path,
+            column=value_col,
+            fix="replace them with an empty field / NA or fix the computation that produced them",
+        )
     keys = df[[sample_col, perturbation_col]]
     missing = keys.isna().any(axis=1)
     if missing.any():

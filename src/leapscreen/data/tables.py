@@ -302,7 +302,7 @@ def read_long_columns(
     pert = resolve_column(header, perturbation_column, _PERTURBATION_NAMES)
     val = resolve_column(header, value_column, _VALUE_NAMES)
     if val is None and value_column is None and sample and pert and len(header) == 3:
-        val = next(c for c in header if c not in (sample, pert))
+        val = next((c for c in header if c not in (sample, pert)), None)
     for given, found, option, names in (
         (sample_column, sample, "--sample-column", _SAMPLE_NAMES),
         (perturbation_column, pert, "--perturbation-column", _PERTURBATION_NAMES),
