@@ -154,3 +154,15 @@ def test_non_ach_rows_in_depmap_layout(root, tmp_path):
     res = summary(root, path)
     assert res.exit_code == 0 and f"{B.N_SAMPLES} samples x {B.N_GENES}" in res.stdout
     assert np.isfinite(df.to_numpy()).all()
+
+
+def test_generic_tpm_matrix_gets_a_scale_note(root, tmp_path):
+    df = B.tpm_expression([f"ORG-{i}" for i in range(B.N_SAMPLES)])
+    df.columns = B.GENES
+    path = B.write_wide(tmp_path / "tpm.csv", df, "sample")
+    res = runner.invoke(root, ["data", "summary", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "un-logged TPM" in flat(res.stdout) and "--log-transform" in flat(res.stdout)
+    logged = B.write_wide(tmp_path / "log.csv", B.log_expression(), "sample")
+    res = runner.invoke(root, ["data", "summary", str(logged)])
+    assert res.exit_code == 0 and "un-logged" not in flat(res.stdout)

@@ -113,6 +113,11 @@ def summarize(path: Path, kind: str, obj: object) -> FileSummary:
         }.get(kind, "features")
         s.missing, s.value_range = _matrix_stats(obj)
         s.sample_ids = obj.index
+        if kind == "matrix" and s.value_range and s.value_range[0] >= 0 and s.value_range[1] > 50:
+            s.notes.append(
+                f"values up to {s.value_range[1]:.4g}: if this is expression it looks like "
+                "un-logged TPM (log2(TPM+1) stays below 20); fit with --log-transform"
+            )
     return s
 
 
