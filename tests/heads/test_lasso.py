@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 
 from leapscreen.errors import InputError
 from leapscreen.heads import PSLassoHead, kfold_assignment, spearman_columns
-from leapscreen.heads import lasso as lasso_module
+from leapscreen.heads._solvers import path as lasso_module  # the solver moved out of lasso.py
 
 
 def make_data(n=90, d=12, p=5, missing=0.2, seed=0):

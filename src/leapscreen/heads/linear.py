@@ -6,72 +6,37 @@
 
 All heads accept responses with NaN (missing) entries, use each perturbation's labelled rows only,
 and expose ``coef_mean_`` (d x p) and ``intercept_mean_`` (p,) so that
-``predict(Z) == Z @ coef_mean_ + intercept_mean_``.
+``predict(Z) == Z @ coef_mean_ + intercept_mean_``. Folds, scoring, the tie rule (ridge: ties go to
+the larger alpha) and the fallback rule are those of :mod:`leapscreen.heads._cv`.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
+from leapscreen.base import LinearHeadMixin
 from leapscreen.errors import InputError
-from leapscreen.heads.lasso import (
-    LinearPredictMixin,
-    PSLassoHead,
+from leapscreen.heads._checks import CheckedHead
+from leapscreen.heads._cv import (
+    choose_alpha,
+    fallback_columns,
     kfold_assignment,
+    label_groups,
     spearman_columns,
-    validate_xy,
 )
+from leapscreen.heads._solvers.spectral import centred_kernels, eigen, eigen_of_gram, scaled
+from leapscreen.heads.lasso import PSLassoHead
+from leapscreen.registry import register_head
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MeanHead", "RidgeHead", "ElasticNetHead"]
-
-_TIE = 1e-12  # scores this close are ties
+__all__ = ["ElasticNetHead", "MeanHead", "RidgeHead"]
 
 
-class MeanHead(LinearPredictMixin):
-    """Predict the training mean of every perturbation (over its labelled rows).
-
-    Attributes
-    ----------
-    coef_mean_ : ndarray (d, p) of zeros
-    intercept_mean_ : ndarray (p,)
-        Mean of the labelled responses (NaN for a perturbation without any label).
-    n_train_ : ndarray (p,)
-    """
-
-    def fit(self, Z: np.ndarray, Y: np.ndarray) -> MeanHead:
-        """Store the mean of every column of ``Y`` over its non-missing rows.
-
-        Parameters
-        ----------
-        Z : array of shape (n_samples, n_features)
-        Y : array of shape (n_samples, n_perturbations), NaN = missing
-
-        Returns
-        -------
-        self
-        """
-        Zv, Yv, _ = validate_xy(Z, Y)
-        labelled = ~np.isnan(Yv)
-        n_lab = labelled.sum(axis=0)
-        total = np.where(labelled, Yv, 0.0).sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(n_lab > 0, total / np.maximum(n_lab, 1), np.nan)
-        if (n_lab == 0).any():
-            logger.warning(
-                "%d perturbation(s) have no labelled row; their prediction is NaN",
-                int((n_lab == 0).sum()),
-            )
-        self.coef_mean_ = np.zeros((Zv.shape[1], Yv.shape[1]))
-        self.intercept_mean_ = mean
-        self.n_train_ = n_lab.astype(np.int64)
-        self.n_features_in_ = Zv.shape[1]
-        return self
-
-
+@register_head("ps-enet")
 class ElasticNetHead(PSLassoHead):
     """PS-ElasticNet: :class:`PSLassoHead` with ``l1_ratio=0.5`` by default.
 
@@ -109,48 +74,8 @@ class ElasticNetHead(PSLassoHead):
         )
 
 
-def _best_alpha(mean_score: np.ndarray) -> np.ndarray:
-    """Index of the best alpha per column; ties (within 1e-12) go to the larger alpha."""
-    top = mean_score.max(axis=0)
-    tied = mean_score >= top - _TIE * np.maximum(1.0, np.abs(top))
-    return mean_score.shape[0] - 1 - np.argmax(tied[::-1], axis=0)
-
-
-def _eigen(Xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Left singular vectors ``U`` and squared singular values of ``Xs`` (rank-revealing).
-
-    Uses the smaller of the two Gram matrices: ``Xs Xs^T`` (kernel form) or ``Xs^T Xs``.
-    """
-    n, d = Xs.shape
-    if d < n:
-        s2, V = np.linalg.eigh(Xs.T @ Xs)
-        nz = s2 > 1e-10 * max(float(s2[-1]), 1e-300)
-        s2, V = s2[nz], V[:, nz]
-        return (Xs @ V) / np.sqrt(s2), s2
-    return _eigen_of_gram(Xs @ Xs.T)
-
-
-def _eigen_of_gram(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvectors and eigenvalues of a Gram matrix ``K = Xs Xs^T``, zero eigenvalues dropped."""
-    s2, U = np.linalg.eigh(K)
-    nz = s2 > 1e-10 * max(float(s2[-1]), 1e-300)
-    return U[:, nz], s2[nz]
-
-
-def _centred_kernels(
-    kernel: np.ndarray, tr: np.ndarray, va: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Train and validation kernels of features centred on the training rows ``tr``."""
-    K_tr = kernel[np.ix_(tr, tr)]
-    K_va = kernel[np.ix_(va, tr)]
-    row = K_tr.mean(axis=0)
-    total = row.mean()
-    K_tr = K_tr - row[None, :] - row[:, None] + total
-    K_va = K_va - K_va.mean(axis=1, keepdims=True) - row[None, :] + total
-    return K_tr, K_va
-
-
-class RidgeHead(LinearPredictMixin):
+@register_head("ridge", leap_params={"n_folds": "cv"})
+class RidgeHead(LinearHeadMixin, CheckedHead):
     """Per-perturbation ridge regression, penalty chosen by K-fold or leave-one-out cross-validation.
 
     Each fold model minimises ``||y - Xw - b||^2 + alpha ||w||^2`` (scikit-learn's ``Ridge``) on
@@ -224,62 +149,30 @@ class RidgeHead(LinearPredictMixin):
             )
         return np.sort(grid)
 
-    def _scaled(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``X`` centred (and z-scored if ``standardize``) on its own rows: Xs, mean, scale, keep."""
-        mean = X.mean(axis=0)
-        if self.standardize:
-            sd = X.std(axis=0)
-            keep = sd > 1e-12 * np.maximum(1.0, np.abs(mean))
-            scale = np.where(keep, sd, 1.0)
-        else:
-            keep = np.ones(X.shape[1], dtype=bool)
-            scale = np.ones(X.shape[1])
-        return np.where(keep, (X - mean) / scale, 0.0), mean, scale, keep
-
-    def fit(self, Z: np.ndarray, Y: np.ndarray) -> RidgeHead:
-        """Fit one cross-validated ridge model per column of ``Y``.
-
-        Parameters
-        ----------
-        Z : array of shape (n_samples, n_features)
-        Y : array of shape (n_samples, n_perturbations), NaN = missing
+    def fit(self, Z: Any, Y: Any) -> RidgeHead:
+        """Fit one cross-validated ridge model per column of ``Y`` (NaN = missing; 1-D allowed).
 
         Returns
         -------
         self
         """
         grid = self._grid()
-        Zv, Yv, _ = validate_xy(Z, Y)
+        Zv, Yv = self._validate_fit(Z, Y)
         n, d = Zv.shape
         p = Yv.shape[1]
         loo = self.cv == "loo"
         k = 5 if loo else int(self.cv)  # loo: the label floor of 5-fold applies
         labelled = ~np.isnan(Yv)
-        n_lab = labelled.sum(axis=0)
         z_mean = Zv.mean(axis=0)
         Zc = Zv - z_mean
-        y_mean = np.full(p, np.nan)
-        spread = np.zeros(p)
-        for j in np.flatnonzero(n_lab):
-            y_mean[j] = Yv[labelled[:, j], j].mean()
-            spread[j] = np.ptp(Yv[labelled[:, j], j])
-        fallback = (n_lab < 2 * k) | (spread <= 0)
-        if fallback.any():
-            logger.warning(
-                "%d perturbation(s) have too few labels (< %d) or a constant response; "
-                "predicting their training mean",
-                int(fallback.sum()),
-                2 * k,
-            )
+        fallback, y_mean, n_lab = fallback_columns(Yv, labelled, 2 * k, logger)
 
         n_models = 1 if loo else k
         coef = np.zeros((n_models, d, p))
         intercept = np.tile(y_mean, (n_models, 1))
         scores = np.full((grid.size, p), np.nan)
         chosen = np.full(p, np.nan)
-        groups: dict[bytes, list[int]] = {}
-        for j in np.flatnonzero(~fallback):
-            groups.setdefault(np.packbits(labelled[:, j]).tobytes(), []).append(int(j))
+        groups = label_groups(labelled, np.flatnonzero(~fallback))
 
         kernel: list[np.ndarray] = []  # Zc Zc^T, computed once if the centred kernel form is used
 
@@ -290,16 +183,16 @@ class RidgeHead(LinearPredictMixin):
             alpha)) @ U^T y`` where ``XvU = Xv Xs^T U``. Unscaled features with more genes than rows
             slice and centre one kernel matrix instead of forming ``Xs Xs^T`` again.
             """
-            Xs, mean, scale, keep = self._scaled(Zc[tr])
+            Xs, mean, scale, keep = scaled(Zc[tr], self.standardize)
             Xv = None if va is None else np.where(keep, (Zc[va] - mean) / scale, 0.0)
             if not self.standardize and d >= tr.size:
                 if not kernel:
                     kernel.append(Zc @ Zc.T)
-                K_tr, K_va = _centred_kernels(kernel[0], tr, tr if va is None else va)
-                U, s2 = _eigen_of_gram(K_tr)
+                K_tr, K_va = centred_kernels(kernel[0], tr, tr if va is None else va)
+                U, s2 = eigen_of_gram(K_tr)
                 XvU = None if va is None else K_va @ U
             else:
-                U, s2 = _eigen(Xs)
+                U, s2 = eigen(Xs)
                 XvU = None if Xv is None else Xv @ (Xs.T @ U)
             return Xs, mean, scale, keep, U, s2, XvU
 
@@ -343,7 +236,7 @@ class RidgeHead(LinearPredictMixin):
                     total += score(pred, Yv[va][:, cols])
                     fold_models.append((*fit, Uy, ym))
                 mean_score = total / k
-            best = _best_alpha(mean_score)
+            best = choose_alpha(mean_score, grid, prefer="larger")
             scores[:, cols] = mean_score
             chosen[cols] = grid[best]
             for f, (Xs, mean, scale, keep, U, s2, Uy, ym) in enumerate(fold_models):
@@ -363,5 +256,48 @@ class RidgeHead(LinearPredictMixin):
         self.cv_scores_ = scores
         self.n_train_ = n_lab.astype(np.int64)
         self.fallback_ = fallback
-        self.n_features_in_ = d
+        return self
+
+
+@register_head("mean")
+class MeanHead(LinearHeadMixin, CheckedHead):
+    """Predict the training mean of every perturbation (over its labelled rows).
+
+    Attributes
+    ----------
+    coef_mean_ : ndarray (d, p) of zeros
+    intercept_mean_ : ndarray (p,)
+        Mean of the labelled responses (NaN for a perturbation without any label).
+    n_train_ : ndarray (p,)
+    """
+
+    #: the prediction does not depend on the features: LEAP fits one such member
+    uses_features = False
+
+    def __sklearn_tags__(self):  # noqa: ANN204 - sklearn's Tags object
+        tags = super().__sklearn_tags__()
+        tags.regressor_tags.poor_score = True  # the floor every model must beat: R^2 = 0
+        return tags
+
+    def fit(self, Z: Any, Y: Any) -> MeanHead:
+        """Store the mean of every column of ``Y`` over its non-missing rows (``Z`` is only checked).
+
+        Returns
+        -------
+        self
+        """
+        Zv, Yv = self._validate_fit(Z, Y)
+        labelled = ~np.isnan(Yv)
+        n_lab = labelled.sum(axis=0)
+        total = np.where(labelled, Yv, 0.0).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n_lab > 0, total / np.maximum(n_lab, 1), np.nan)
+        if (n_lab == 0).any():
+            logger.warning(
+                "%d perturbation(s) have no labelled row; their prediction is NaN",
+                int((n_lab == 0).sum()),
+            )
+        self.coef_mean_ = np.zeros((Zv.shape[1], Yv.shape[1]))
+        self.intercept_mean_ = mean
+        self.n_train_ = n_lab.astype(np.int64)
         return self
