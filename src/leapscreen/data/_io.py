@@ -531,8 +531,9 @@ def check_log_scale(
         raise InputError(
             f"the {what} looks like TPM, not log2(TPM+1): {reason}",
             path=path,
-            fix="pass --log-transform / log_transform=True or use the logged file "
-            "(e.g. DepMap OmicsExpressionProteinCodingGenesTPMLogp1.csv)",
+            fix="pass log2(TPM+1) values (e.g. DepMap "
+            "OmicsExpressionProteinCodingGenesTPMLogp1.csv), or fit with --log-transform "
+            "(log_transform=True) so that the model logs the TPM itself, at fit and predict time",
         )
 
 
