@@ -92,3 +92,19 @@ def test_responses_mapped_through_model_csv(tmp_path):
     data = load_screen(expr, long, models, value="AAC")
     assert data.n_samples == B.N_SAMPLES and data.n_perturbations == B.N_PERTS
     assert float(data.responses.max().max()) <= 0.8 + 1e-6
+
+
+def test_real_small_demo_files_load_with_their_lineages(shared_data):
+    d = shared_data / "small_demo"
+    data = load_screen(
+        d / "essentiality_demo_expression_ccle19q2_log2tpm1.csv",
+        d / "essentiality_demo_gene_effect_chronos.csv",
+        d / "essentiality_demo_lines.csv",
+    )
+    assert (data.n_samples, data.n_genes, data.n_perturbations) == (43, 2000, 500)
+    counts = data.samples["lineage"].value_counts()
+    assert "unknown" not in counts.index and len(counts) == 2  # liver and neuroblastoma lines
+    drugs = load_screen(
+        d / "drug_demo_expression_gdsc_zscored.csv", d / "drug_demo_gdsc2_auc.csv"
+    )  # z-scored (negative) expression stays expression
+    assert (drugs.n_samples, drugs.n_perturbations) == (150, 12)

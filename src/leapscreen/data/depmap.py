@@ -352,7 +352,7 @@ def gene_dependency_from_frame(
 
 # Model.csv (and the older sample_info.csv) -> standard column names
 _MODEL_ALIASES: dict[str, Sequence[str]] = {
-    "lineage": ("OncotreeLineage", "lineage", "disease"),
+    "lineage": ("OncotreeLineage", "lineage", "disease", "tissue"),
     "primary_disease": ("OncotreePrimaryDisease", "primary_disease", "disease_sutype"),
     "subtype": ("OncotreeSubtype", "disease_sub_subtype"),
     "CellLineName": ("CellLineName", "cell_line_name"),
