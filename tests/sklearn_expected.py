@@ -8,7 +8,28 @@ entry says why the check does not apply; a check that starts passing makes the t
 from __future__ import annotations
 
 # class name -> {check name: reason}
-HEADS: dict[str, dict[str, str]] = {}
+_NAN_TARGETS = (
+    "NaN in y means 'not measured' by design: every head fits each perturbation on its labelled "
+    "rows only, so NaN targets are accepted (infinite ones are still refused, with an InputError)"
+)
+_N_ITER = (
+    "max_iter bounds only the coordinate-descent fallback that finishes the rare fold problems the "
+    "active-set path solver does not settle; the path solver has no single iteration count "
+    "(solver_stats_ reports its work), so there is no n_iter_"
+)
+HEADS: dict[str, dict[str, str]] = {
+    "PSLassoHead": {
+        "check_supervised_y_no_nan": _NAN_TARGETS,
+        "check_non_transformer_estimators_n_iter": _N_ITER,
+    },
+    "ElasticNetHead": {
+        "check_supervised_y_no_nan": _NAN_TARGETS,
+        "check_non_transformer_estimators_n_iter": _N_ITER,
+    },
+    "RidgeHead": {"check_supervised_y_no_nan": _NAN_TARGETS},
+    # MeanHead's R^2 of 0 is declared with the poor_score tag, so check_regressors_train passes
+    "MeanHead": {"check_supervised_y_no_nan": _NAN_TARGETS},
+}
 
 REPRESENTATIONS: dict[str, dict[str, str]] = {}
 
