@@ -166,3 +166,26 @@ def test_generic_tpm_matrix_gets_a_scale_note(root, tmp_path):
     logged = B.write_wide(tmp_path / "log.csv", B.log_expression(), "sample")
     res = runner.invoke(root, ["data", "summary", str(logged)])
     assert res.exit_code == 0 and "un-logged" not in flat(res.stdout)
+
+
+def test_model_csv_without_lineage_is_sample_metadata(root, tmp_path):
+    path = B.write_models(tmp_path / "Model.csv", lineage=False)
+    res = summary(root, path)
+    assert res.exit_code == 0, res.output
+    assert "depmap_models" in res.stdout and "numeric matrix" not in res.output
+    notes = tmp_path / "patients.csv"
+    pd.DataFrame({"patient": ["p1", "p2"], "site": ["liver", "bone"], "stage": ["I", "II"]}).to_csv(
+        notes, index=False
+    )
+    res = summary(root, notes)
+    assert res.exit_code == 0 and "samples, 2 samples" in flat(res.stdout)
+
+
+def test_header_only_expression_blamed_on_itself(root, tmp_path):
+    """With an empty expression file the responses are not blamed (and no traceback)."""
+    expr = tmp_path / "expr.csv"
+    expr.write_text("," + ",".join(B.GENE_LABELS) + "\n")
+    effect = B.write_wide(tmp_path / "effect.csv", B.gene_effect(), "ModelID")
+    res = summary(root, expr, effect)
+    assert res.exit_code == 0, res.output
+    assert f"{expr}: " in res.stdout and "0 samples" in res.stdout

@@ -459,11 +459,9 @@ def _read_any(
     from leapscreen.data.depmap import MODEL_ID_COLUMNS, read_depmap_models
     from leapscreen.data.prism import looks_like_prism_primary, read_prism_primary
 
-    if (
-        header
-        and header[0] in MODEL_ID_COLUMNS
-        and ({"OncotreeLineage", "lineage", "disease"} & cols)
-    ):
+    model_columns = {"OncotreeLineage", "lineage", "disease", "CellLineName", "CCLEName"}
+    model_columns |= {"StrippedCellLineName", "SangerModelID", "COSMICID", "OncotreeCode"}
+    if header and header[0] in MODEL_ID_COLUMNS and (model_columns & cols):
         return "depmap_models", read_depmap_models(p)
     if looks_like_prism_primary(header):
         return "prism_primary", read_prism_primary(p)
@@ -491,6 +489,11 @@ def _read_any(
         if value_col is not None:
             wide, _ = long_to_wide(df, sample_col, pert_col, value_col, agg=duplicates, path=p)
             return "long_table", wide
+    if len(numeric) < (len(columns) - 1) / 2:  # mostly text: sample annotations, not a matrix
+        samples = _frame_to_table(df, p)
+        logger.warning("%s: no lineage column (tried %s); lineage 'unknown'", p, _LINEAGE_NAMES)
+        samples["lineage"] = "unknown"
+        return "samples", samples
     if table_format(p) == "text":
         check_header_unique(p)
     return _classify_matrix(frame_to_matrix(df, p, what="matrix"), p, log_transform=log_transform)
