@@ -12,6 +12,7 @@ the larger alpha) and the fallback rule are those of :mod:`leapscreen.heads._cv`
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
@@ -40,38 +41,19 @@ __all__ = ["ElasticNetHead", "MeanHead", "RidgeHead"]
 class ElasticNetHead(PSLassoHead):
     """PS-ElasticNet: :class:`PSLassoHead` with ``l1_ratio=0.5`` by default.
 
-    All parameters and attributes are those of :class:`PSLassoHead`.
+    All parameters (given by keyword) and attributes are those of :class:`PSLassoHead`.
     """
 
-    def __init__(
-        self,
-        n_alphas: int = 10,
-        eps: float = 1e-3,
-        n_folds: int = 5,
-        l1_ratio: float = 0.5,
-        standardize: bool = True,
-        tol: float = 1e-6,
-        max_iter: int = 1000,
-        random_state: int | None = 0,
-        device: str = "cpu",
-        dtype: type | str = np.float64,
-        n_substeps: int = 2,
-        n_jobs: int | None = None,
-    ) -> None:
-        super().__init__(
-            n_alphas=n_alphas,
-            eps=eps,
-            n_folds=n_folds,
-            l1_ratio=l1_ratio,
-            standardize=standardize,
-            tol=tol,
-            max_iter=max_iter,
-            random_state=random_state,
-            device=device,
-            dtype=dtype,
-            n_substeps=n_substeps,
-            n_jobs=n_jobs,
-        )
+    # the parameters of PSLassoHead, listed once (there): only the default of l1_ratio differs
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**{"l1_ratio": 0.5, **params})
+
+    __init__.__signature__ = inspect.signature(PSLassoHead.__init__).replace(
+        parameters=[
+            p.replace(default=0.5) if p.name == "l1_ratio" else p
+            for p in inspect.signature(PSLassoHead.__init__).parameters.values()
+        ]
+    )
 
 
 @register_head("ridge", leap_params={"n_folds": "cv"})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 
@@ -145,17 +146,20 @@ def _scatter_padded(x: np.ndarray, idx: np.ndarray, d: int) -> np.ndarray:
     return out[:, :, :d]
 
 
-def _gather_solve_part(
-    mats: np.ndarray,
-    d: int,
-    slot: np.ndarray,
-    sets: np.ndarray,
-    sizes: np.ndarray,
-    ps: int,
-    rhs: np.ndarray,
-    shift: np.ndarray | None,
-) -> np.ndarray:
+class _Bucket(NamedTuple):
+    """Problems of one padded size ``ps``: their matrices, index sets, set sizes, rhs and shifts."""
+
+    slot: np.ndarray
+    sets: np.ndarray
+    sizes: np.ndarray
+    ps: int
+    rhs: np.ndarray
+    shift: np.ndarray | None
+
+
+def _gather_solve_part(mats: np.ndarray, d: int, bucket: _Bucket) -> np.ndarray:
     """Gather, solve and scatter one bucket of equally padded problems (see ``_gather_solve``)."""
+    slot, sets, sizes, ps, rhs, shift = bucket
     idx = _padded_index(sets, sizes, d, ps)
     M = _gather_blocks(mats, slot, idx)
     if shift is not None:
@@ -207,13 +211,12 @@ def _gather_solve(
     def run(job: tuple[np.ndarray, int]) -> np.ndarray:
         part, ps = job
         sh = None if shift is None else shift[part]
+        bucket = _Bucket(slot[part], sets[part], sizes[part], ps, rhs[part], sh)
         if device != "cpu":
             from leapscreen.heads._solvers._torch import gather_solve_torch
 
-            return gather_solve_torch(
-                mats, d, slot[part], sets[part], sizes[part], ps, rhs[part], sh, device
-            )
-        return _gather_solve_part(mats, d, slot[part], sets[part], sizes[part], ps, rhs[part], sh)
+            return gather_solve_torch(mats, d, bucket, device)
+        return _gather_solve_part(mats, d, bucket)
 
     results = workers.map(run, jobs) if device == "cpu" else [run(job) for job in jobs]
     for (part, _), res in zip(jobs, results, strict=True):

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from leapscreen.heads._solvers._linalg import _padded_index, _padded_rhs, _scatter_padded
+from leapscreen.heads._solvers._linalg import (
+    _Bucket,
+    _padded_index,
+    _padded_rhs,
+    _scatter_padded,
+)
 
 __all__ = ["check_device", "gather_solve_torch", "torch_device"]
 
@@ -28,20 +33,11 @@ def check_device(device: str) -> None:
     torch.empty(1, device=torch_device(device))
 
 
-def gather_solve_torch(
-    mats: np.ndarray,
-    d: int,
-    slot: np.ndarray,
-    sets: np.ndarray,
-    sizes: np.ndarray,
-    ps: int,
-    rhs: np.ndarray,
-    shift: np.ndarray | None,
-    device: str,
-) -> np.ndarray:
+def gather_solve_torch(mats: np.ndarray, d: int, bucket: _Bucket, device: str) -> np.ndarray:
     """``_gather_solve_part`` with the gather and the solve on a torch device."""
     import torch
 
+    slot, sets, sizes, ps, rhs, shift = bucket
     idx = _padded_index(sets, sizes, d, ps)
     device = torch_device(device)
     key = (id(mats), device)
