@@ -42,6 +42,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from leapscreen.preprocess import Preprocessor  # noqa: E402
 from leapscreen.represent import DAMAE, PCARepresentation, vime_corrupt  # noqa: E402
+from leapscreen.represent._network import apply_module  # noqa: E402
 
 DATA = Path(
     os.environ.get(
@@ -163,7 +164,10 @@ def main() -> None:
     results["heldout_mse_mean_predictor"] = mean_mse
 
     def evaluate(model) -> dict:
-        dec = lambda Z: model._apply(Z.astype(np.float32), model.net_.decoder)  # noqa: E731
+        def dec(Z: np.ndarray) -> np.ndarray:
+            net = model.net_
+            return apply_module(net, net.decoder, Z.astype(np.float32), "cpu", X_te.shape[1])
+
         return {
             "heldout_mse_clean": float(np.mean((model.reconstruct(X_te) - X_te) ** 2)),
             "heldout_masked_objective": masked_objective(dec, model.transform(X_te_masked), X_te),

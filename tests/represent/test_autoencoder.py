@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from leapscreen.base import get_state, set_state
 from leapscreen.represent.autoencoder import DAMAE, Autoencoder, MaskedAutoencoder, vime_corrupt
 
 
@@ -108,10 +109,10 @@ def test_state_round_trip_is_identical():
         MaskedAutoencoder(random_state=4, noise_std=0.1, **SMALL).fit(X),
         Autoencoder(hidden_dims=(12,), random_state=0, **SMALL).fit(X),
     ):
-        params, arrays = model.get_state()
-        params = json.loads(json.dumps(params))
+        state = get_state(model)
+        params, arrays = json.loads(json.dumps(state)), state.arrays
         assert all(isinstance(v, np.ndarray) for v in arrays.values())
-        back = type(model).from_state(params, arrays, device="cpu")
+        back = set_state(type(model), params, arrays, state.texts, params={"device": "cpu"})
         np.testing.assert_array_equal(back.transform(X), model.transform(X))
         assert back.history_ == model.history_ and back.best_epoch_ == model.best_epoch_
 
@@ -129,7 +130,9 @@ def test_damae_pools_aligned_sources_and_stays_linear_per_source():
     X = _low_rank(n=150, seed=1)
     rng = np.random.default_rng(7)
     other = _low_rank(n=100, seed=2) * 2.0 + rng.normal(0, 3, X.shape[1]).astype(np.float32)
-    model = DAMAE(random_state=0, **SMALL).fit(X, extra_X=other, extra_sources=["cohort"] * 100)
+    model = DAMAE(random_state=0, **SMALL).fit(
+        X, X_unlabelled=other, sources_unlabelled=["cohort"] * 100
+    )
     assert model.n_pooled_ == 250 and model.primary_source_ == "screen"
     assert model.aligner_.sources_ == ["screen", "cohort"]
     W, b = model.linear_map()
@@ -144,8 +147,8 @@ def test_damae_pools_aligned_sources_and_stays_linear_per_source():
     assert np.abs(raw.mean(0) - Z.mean(0)).max() > 0.1 * np.abs(Z).std()
     one = model.transform(X[[3]])
     np.testing.assert_allclose(one[0], Z[3], rtol=1e-5, atol=1e-6)
-    params, arrays = model.get_state()
-    back = DAMAE.from_state(json.loads(json.dumps(params)), arrays)
+    state = get_state(model)
+    back = set_state(DAMAE, json.loads(json.dumps(state)), state.arrays, state.texts)
     np.testing.assert_array_equal(back.transform(other, ["cohort"] * 100), Z2)
 
 
@@ -153,7 +156,7 @@ def test_damae_with_combat_alignment_is_affine_per_source():
     X = _low_rank(n=120, seed=3)
     other = _low_rank(n=80, seed=4) + 2.0
     model = DAMAE(align="combat", random_state=1, **SMALL).fit(
-        X, extra_X=other, extra_sources=["cohort"] * 80
+        X, X_unlabelled=other, sources_unlabelled=["cohort"] * 80
     )
     for data, source in ((X, "screen"), (other, "cohort")):
         W, b = model.linear_map(source=source)
@@ -173,4 +176,4 @@ def test_input_validation():
     with pytest.raises(RuntimeError, match="not fitted"):
         Autoencoder().transform(X)
     with pytest.raises(ValueError, match="same genes"):
-        DAMAE(**SMALL).fit(X, extra_X=X[:, :10])
+        DAMAE(**SMALL).fit(X, X_unlabelled=X[:, :10])

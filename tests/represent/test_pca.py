@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
+from leapscreen.base import get_state, set_state
 from leapscreen.represent.pca import PCARepresentation
 
 
@@ -39,8 +40,8 @@ def test_components_are_capped_with_a_warning():
 def test_state_round_trip_and_errors():
     X = _data()
     rep = PCARepresentation(n_components=6, random_state=3).fit(X)
-    params, arrays = rep.get_state()
-    back = PCARepresentation.from_state(json.loads(json.dumps(params)), arrays)
+    state = get_state(rep)
+    back = set_state(PCARepresentation, json.loads(json.dumps(state)), state.arrays)
     np.testing.assert_array_equal(back.transform(X), rep.transform(X))
     with pytest.raises(ValueError, match="shape"):
         rep.transform(X[:, :10])

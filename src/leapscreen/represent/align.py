@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from leapscreen.registry import register_component
+
 logger = logging.getLogger(__name__)
 
 #: Label given to every sample when no sources are passed.
@@ -127,6 +129,7 @@ def combat_shrink(
     return gamma_old, delta_old
 
 
+@register_component
 class SourceAligner:
     """Align samples of several sources gene by gene (standardise per source or ComBat).
 
