@@ -37,7 +37,7 @@ def validate_input(
     """
     if not reset:
         check_fitted(estimator)
-        shape = np.shape(X)
+        shape = getattr(X, "shape", ())
         expected = int(estimator.n_features_in_)
         if len(shape) == 2 and shape[1] != expected:
             raise ValueError(
