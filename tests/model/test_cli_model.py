@@ -56,7 +56,8 @@ def test_fit_predict_round_trip(dataset, config, tmp_path):
     res = runner.invoke(app, ["predict", str(model_dir), str(new), "--out", str(out), "-q"])
     assert res.exit_code == 0, res.output
     table = pd.read_csv(out)
-    assert list(table.columns) == ["sample", "perturbation", "value"]
+    # issue 9: predict's long output says which perturbations fell back to the training mean
+    assert list(table.columns) == ["sample", "perturbation", "value", "fallback_to_mean"]
     assert len(table) == 3 * data.n_perturbations
     before = out.read_bytes()
     res = runner.invoke(app, ["predict", str(model_dir), str(new), "--out", str(out)])

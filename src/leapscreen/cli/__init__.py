@@ -1,4 +1,4 @@
-"""The `leapscreen` command line: data, simulate, fit, predict, evaluate, demo."""
+"""The `leapscreen` command line: data, simulate, fit, predict, evaluate, inspect, demo."""
 
 from __future__ import annotations
 
@@ -10,15 +10,29 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import typer
+import typer.core
 from rich.markup import escape
 
 from leapscreen._version import __version__
 from leapscreen.cli._common import err_console
 from leapscreen.cli.data import app as data_app
 from leapscreen.cli.evaluate import evaluate_command
+from leapscreen.cli.inspect import inspect_command
 from leapscreen.cli.model import demo_command, fit_command, predict_command
 from leapscreen.cli.simulate import simulate_command
 from leapscreen.errors import LeapscreenError
+
+_display_type_rich = typer.core.TyperOption.display_type_rich
+
+
+def _no_flag_metavar(self: typer.core.TyperOption, ctx: object) -> str | None:
+    """Flags (``--overwrite``, ``--quiet``, ``--help``) take no value: show no ``<bool>`` in help."""
+    if getattr(self, "is_flag", False):
+        return None
+    return _display_type_rich(self, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _no_flag_metavar  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="leapscreen",
@@ -49,6 +63,7 @@ app.command("simulate")(simulate_command)
 app.command("fit")(fit_command)
 app.command("predict")(predict_command)
 app.command("evaluate")(evaluate_command)
+app.command("inspect")(inspect_command)
 app.command("demo")(demo_command)
 
 

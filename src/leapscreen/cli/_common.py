@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -37,10 +38,22 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def setup_logging(quiet: bool) -> None:
-    level = logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Python warnings as one clean line on stderr: no file name, no source line."""
+    text = " ".join(str(message).split())
+    err_console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
+def setup_logging(quiet: bool, verbose: bool = False) -> None:
+    """Warnings only by default (also with ``quiet``, which hides progress); INFO with ``verbose``.
+
+    Python warnings are shown once each, as one line without the source line.
+    """
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)
     logging.getLogger("leapscreen").setLevel(level)
+    logging.captureWarnings(False)
+    warnings.showwarning = _show_warning
 
 
 @contextmanager

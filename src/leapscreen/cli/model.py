@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import errno
 import time
 from pathlib import Path
 from typing import Any
@@ -10,32 +10,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from leapscreen.cli._common import console, handle_errors, progress_bar, setup_logging
+from leapscreen.cli._common import console, err_console, handle_errors, progress_bar, setup_logging
+from leapscreen.cli._options import (
+    apply_config,
+    check_choice,
+    check_device,
+    check_models,
+    check_ranges,
+    provenance,
+    split_list,
+)
 from leapscreen.data.dataset import ScreenData
+from leapscreen.data.longtable import DUPLICATE_RULES
 from leapscreen.errors import InputError
-from leapscreen.models import MODEL_PRESETS, make_model
+from leapscreen.models import make_model, model_names
 
 # ---------------------------------------------------------------------------------------- inputs
-
-
-def _load_config(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    if not path.is_file():
-        raise InputError("config file not found", path=path, fix="check the path")
-    text = path.read_text()
-    try:
-        if path.suffix in (".toml", ".tml"):
-            import tomllib
-
-            return tomllib.loads(text)
-        return json.loads(text)
-    except Exception as exc:  # json / toml errors
-        raise InputError(
-            f"cannot parse the config file: {exc}", path=path, fix="give valid JSON or TOML"
-        ) from exc
 
 
 def load_training_data(
@@ -44,15 +37,21 @@ def load_training_data(
     responses: Path | None,
     samples: Path | None,
     min_labels: int,
+    **load_options: Any,
 ) -> ScreenData:
-    """A ScreenData from a dataset (parquet dir / .h5ad / 'demo') or from separate files."""
+    """A ScreenData from a dataset (parquet dir / .h5ad / 'demo') or from separate files.
+
+    ``load_options`` are passed to :func:`leapscreen.data.loading.load_screen` (``value``,
+    ``encoding``, ``log_transform``, ``sample_column``, ...); options left at ``None`` are not.
+    """
     from leapscreen.data.loading import load_screen
 
+    opts = {k: v for k, v in load_options.items() if v is not None}
     if data is not None:
         if str(data) == "demo":
             from leapscreen.datasets import gdsc_demo
 
-            screen = gdsc_demo()
+            screen = gdsc_demo(opts["value"]) if opts.get("value") else gdsc_demo()
         elif data.is_dir():
             screen = ScreenData.read_parquet(data)
         else:
@@ -64,7 +63,7 @@ def load_training_data(
                 fix="pass --data DATASET (a directory or .h5ad written by leapscreen) or both "
                 "--expression and --responses",
             )
-        screen = load_screen(expression, responses, samples)
+        screen = load_screen(expression, responses, samples, **opts)
     if min_labels > 0:
         screen = screen.filter_perturbations(min_labels)
     if screen.n_perturbations == 0:
@@ -75,67 +74,179 @@ def load_training_data(
     return screen
 
 
+def check_latent_dim(latent_dim: int, n_genes: int, n_samples: int) -> None:
+    """``--latent-dim`` cannot exceed the genes or the training samples of the data."""
+    limit = min(n_genes, n_samples)
+    if latent_dim > limit:
+        which = "genes" if n_genes <= n_samples else "samples"
+        raise InputError(
+            f"--latent-dim {latent_dim} is larger than the number of {which} ({limit}; "
+            f"{n_genes} genes, {n_samples} samples)",
+            fix=f"pass --latent-dim {limit} or less",
+        )
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """``fit --out``: new, or (with ``--overwrite``) an empty directory or a leapscreen model."""
+    from leapscreen.persist.atomic import check_replaceable
+
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise InputError(
+                "output directory exists; leapscreen never overwrites unless asked",
+                path=out,
+                fix="choose a new --out or pass --overwrite (it replaces only a leapscreen model "
+                "directory or an empty directory)",
+            )
+        check_replaceable(out)
+    if out.parent.exists() and not out.parent.is_dir():
+        raise InputError("the parent of --out is not a directory", path=out.parent)
+
+
+FIT_RANGES: dict[str, dict[str, Any]] = {
+    "--seeds": {"minimum": 1},
+    "--latent-dim": {"minimum": 1},
+    "--n-genes": {"minimum": 1},
+    "--min-labels": {"minimum": 0},
+    "--min-shared-samples": {"minimum": 1},
+    "--seed": {"minimum": 0, "maximum": 2**32 - 1},
+}
+
+
+def _fallbacks(estimator: Any) -> list[str]:
+    fn = getattr(estimator, "fallback_perturbations", None)
+    if fn is None:
+        return []
+    try:
+        return [str(p) for p in fn()]
+    except Exception:  # noqa: BLE001 - an older model without the information
+        return []
+
+
+def _default_value(data: Any, screen: ScreenData) -> str | None:
+    """The response value learnt when ``--value`` was not given (as far as it is known)."""
+    if data is not None and str(data) == "demo":
+        return "LN_IC50"
+    summary = screen.summary()
+    return summary.get("value") or summary.get("response_value")
+
+
 # ------------------------------------------------------------------------------------------ fit
 
 
 @handle_errors
 def fit_command(
-    out: Path = typer.Option(..., "--out", "-o", help="Output model directory (must not exist)."),
+    ctx: typer.Context,
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Output model directory (new; --overwrite replaces only a leapscreen model dir).",
+    ),
     data: Path = typer.Option(
         None, "--data", help="A dataset: directory or .h5ad written by leapscreen, or 'demo'."
     ),
     expression: Path = typer.Option(None, "--expression", "-x", help="Expression file."),
     responses: Path = typer.Option(None, "--responses", "-y", help="Responses file."),
     samples: Path = typer.Option(None, "--samples", help="Sample metadata (e.g. Model.csv)."),
-    config: Path = typer.Option(None, "--config", help="JSON/TOML file with these options."),
-    model: str = typer.Option(
-        "leap-ps-lasso", "--model", "-m", help=f"One of: {', '.join(MODEL_PRESETS)}."
+    config: Path = typer.Option(
+        None, "--config", help="JSON/TOML file with these options (typed options win)."
     ),
-    seeds: int = typer.Option(None, "--seeds", help="Representation seeds (default 5)."),
-    latent_dim: int = typer.Option(None, "--latent-dim", help="Latent size (default 256)."),
-    n_genes: int = typer.Option(None, "--n-genes", help="Most-variant genes (default 5000)."),
+    model: str = typer.Option(
+        "leap-ps-lasso", "--model", "-m", help=f"One of: {', '.join(model_names())}."
+    ),
+    seeds: int = typer.Option(5, "--seeds", help="Representation seeds (>= 1)."),
+    latent_dim: int = typer.Option(256, "--latent-dim", help="Latent size (>= 1)."),
+    n_genes: int = typer.Option(5000, "--n-genes", help="Most-variant genes (>= 1)."),
+    genes: Path = typer.Option(
+        None, "--genes", help="File listing the genes to use instead of the most-variant ones."
+    ),
+    value: str = typer.Option(
+        None, "--value", help="Response value to learn: LN_IC50, AUC, AAC, ... (by the file)."
+    ),
+    encoding: str = typer.Option(None, "--encoding", help="Text encoding of the input files."),
     log_transform: bool = typer.Option(
-        False, "--log-transform", help="Input is TPM: apply ln(1+x) first."
+        False, "--log-transform", help="Expression is linear TPM: apply ln(1+x) first."
+    ),
+    sample_column: str = typer.Option(None, "--sample-column", help="Long table: sample column."),
+    perturbation_column: str = typer.Option(
+        None, "--perturbation-column", help="Long table: perturbation column."
+    ),
+    value_column: str = typer.Option(None, "--value-column", help="Long table: value column."),
+    duplicates: str = typer.Option(
+        "mean", "--duplicates", help=f"Repeated measurements: {', '.join(DUPLICATE_RULES)}."
+    ),
+    min_shared_samples: int = typer.Option(
+        10, "--min-shared-samples", help="Fewest samples with expression and responses."
     ),
     min_labels: int = typer.Option(
-        None, "--min-labels", help="Drop perturbations with fewer labelled samples (default 10)."
+        10, "--min-labels", help="Drop perturbations with fewer labelled samples."
     ),
-    seed: int = typer.Option(None, "--seed", help="Base random seed (default 0)."),
+    seed: int = typer.Option(0, "--seed", help="Base random seed."),
     device: str = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:1..."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model dir."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing leapscreen model directory."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary output."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show INFO messages."),
 ) -> None:
     """Fit a model (LEAP by default) and save it as a directory of arrays + JSON."""
-    setup_logging(quiet)
-    cfg = _load_config(config)
+    setup_logging(quiet, verbose)
+    o = apply_config(ctx, config, dict(locals()) | {"ctx": None})
+    # everything below is checked before any input is read or anything is fitted
+    check_ranges(o, FIT_RANGES)
+    check_models("--model", [o["model"]])
+    check_choice("--duplicates", o["duplicates"], DUPLICATE_RULES)
+    o["device"] = check_device(o["device"])
+    out = Path(o["out"])
+    check_out_dir(out, o["overwrite"])
+    gene_list = None
+    if o["genes"] is not None:
+        from leapscreen.data import read_gene_list
 
-    def pick(value: Any, key: str, default: Any) -> Any:
-        return value if value is not None else cfg.get(key, default)
+        gene_list = read_gene_list(o["genes"])
+        if not gene_list:
+            raise InputError("the gene list is empty", path=o["genes"], fix="list one gene a line")
 
-    data = pick(data, "data", None)
+    from leapscreen.persist.atomic import target_lock
+
+    with target_lock(out):
+        check_out_dir(out, o["overwrite"])  # again, now that no one else can write it
+        _fit_locked(o, out, gene_list)
+
+
+def _fit_locked(o: dict[str, Any], out: Path, gene_list: list[str] | None) -> None:
+    quiet = o["quiet"]
     screen = load_training_data(
-        None if data is None else Path(data),
-        pick(expression, "expression", None) and Path(pick(expression, "expression", None)),
-        pick(responses, "responses", None) and Path(pick(responses, "responses", None)),
-        pick(samples, "samples", None) and Path(pick(samples, "samples", None)),
-        int(pick(min_labels, "min_labels", 10)),
+        o["data"] and Path(o["data"]),
+        o["expression"],
+        o["responses"],
+        o["samples"],
+        o["min_labels"],
+        value=o["value"],
+        encoding=o["encoding"],
+        log_transform=o["log_transform"] or None,
+        sample_column=o["sample_column"],
+        perturbation_column=o["perturbation_column"],
+        value_column=o["value_column"],
+        duplicates=o["duplicates"] if o["duplicates"] != "mean" else None,
+        min_shared_samples=o["min_shared_samples"] if o["min_shared_samples"] != 10 else None,
     )
-    if out.exists() and not overwrite:
-        raise InputError(
-            "output directory exists; leapscreen never overwrites unless asked",
-            path=out,
-            fix="choose a new --out or pass --overwrite",
-        )
+    name = o["model"]
     params: dict[str, Any] = {
-        "n_seeds": int(pick(seeds, "seeds", 5)),
-        "latent_dim": int(pick(latent_dim, "latent_dim", 256)),
-        "n_genes": int(pick(n_genes, "n_genes", 5000)),
-        "log_transform": bool(log_transform or cfg.get("log_transform", False)),
-        "random_state": int(pick(seed, "seed", 0)),
-        "device": device,
+        "n_seeds": o["seeds"],
+        "latent_dim": o["latent_dim"],
+        "n_genes": o["n_genes"],
+        "log_transform": bool(o["log_transform"]),
+        "random_state": o["seed"],
+        "device": o["device"],
     }
-    name = cfg.get("model", model) if model == "leap-ps-lasso" else model
+    if gene_list is not None:
+        params["genes"] = gene_list
     estimator = make_model(name, **params)
+    if getattr(estimator, "representation", "genes") != "genes":
+        n_used = len(gene_list) if gene_list is not None else min(o["n_genes"], screen.n_genes)
+        check_latent_dim(o["latent_dim"], n_used, screen.n_samples)
     if not quiet:
         console.print(f"training on {screen!r}")
     t0 = time.perf_counter()
@@ -147,13 +258,29 @@ def fit_command(
             progress=lambda msg, done, total: advance(msg, done, total),
         )
     seconds = time.perf_counter() - t0
+    fallbacks = _fallbacks(estimator)
+    prov = provenance(
+        {
+            "--data": o["data"],
+            "--expression": o["expression"],
+            "--responses": o["responses"],
+            "--samples": o["samples"],
+            "--genes": o["genes"],
+            "--config": o["config"],
+        },
+        value=o["value"] or _default_value(o["data"], screen),
+        settings={k: (str(v) if isinstance(v, Path) else v) for k, v in o.items() if k != "ctx"},
+    )
     estimator.save(
         out,
-        overwrite=overwrite,
+        overwrite=o["overwrite"],
         metadata={
             "model": name,
             "dataset": screen.summary() | {"dropped": screen.dropped},
             "fit_seconds": seconds,
+            "fallback_perturbations": fallbacks,
+            "label_counts": {str(k): int(v) for k, v in screen.responses.notna().sum().items()},
+            "provenance": prov,
         },
     )
     if not quiet:
@@ -162,73 +289,159 @@ def fit_command(
             f"{len(estimator.perturbations_)} perturbations, "
             f"{len(estimator.preprocessor_.genes_)} genes) to {out} in {seconds:.1f}s"
         )
+    if fallbacks:
+        shown = ", ".join(fallbacks[:10]) + (", ..." if len(fallbacks) > 10 else "")
+        err_console.print(
+            f"[yellow]warning:[/] {len(fallbacks)} perturbation(s) have too few labels to learn "
+            f"from and predict the training mean: {escape(shown)} (raise --min-labels to drop "
+            "them)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 # -------------------------------------------------------------------------------------- predict
 
 
+def _write_to(table: pd.DataFrame, tmp: Path, path: Path) -> None:
+    suffixes = "".join(path.suffixes).lower()
+    if suffixes.endswith(".parquet"):
+        table.to_parquet(tmp, index=False)
+        return
+    compression = "gzip" if suffixes.endswith(".gz") else None
+    base = suffixes[:-3] if compression else suffixes
+    if base.endswith((".tsv", ".txt")):
+        sep = "\t"
+    elif base.endswith(".csv"):
+        sep = ","
+    else:
+        raise InputError(
+            f"unknown output format '{''.join(path.suffixes) or path.name}'",
+            path=path,
+            fix="end the file name with .csv, .tsv, .csv.gz, .tsv.gz or .parquet",
+        )
+    if compression:
+        import gzip
+
+        with gzip.open(tmp, "wt", encoding="utf-8", newline="") as fh:
+            table.to_csv(fh, sep=sep, index=False)
+    else:
+        table.to_csv(tmp, sep=sep, index=False)
+
+
 def write_table_atomic(table: pd.DataFrame, path: Path, overwrite: bool) -> None:
-    """Write CSV / TSV / parquet by extension, atomically; refuse to overwrite unless asked."""
+    """Write CSV / TSV (gzip by a final .gz) / parquet by extension, atomically.
+
+    The table goes to a uniquely named temp file in the target's directory, then is renamed onto
+    the target; any failure (disk full, file-size limit, interrupt) removes the temp file and
+    leaves an existing target untouched. Refuses to overwrite unless asked.
+    """
+    from leapscreen.persist.atomic import publish_file, unique_temp_file
+
     if path.exists() and not overwrite:
         raise InputError(
             "output file exists; leapscreen never overwrites a file unless asked",
             path=path,
             fix="choose another --out or pass --overwrite",
         )
-    suffixes = "".join(path.suffixes).lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    if suffixes.endswith(".parquet"):
-        table.to_parquet(tmp, index=False)
-    elif suffixes.endswith((".tsv", ".tsv.gz", ".txt")):
-        table.to_csv(tmp, sep="\t", index=False)
-    elif suffixes.endswith((".csv", ".csv.gz")):
-        table.to_csv(tmp, index=False)
-    else:
+    if path.is_dir():
+        raise InputError("output path is a directory", path=path, fix="give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = unique_temp_file(path)
+    except OSError as exc:
         raise InputError(
-            f"unknown output format '{path.suffix}'",
+            f"cannot write here ({exc.strerror or exc})", path=path, fix="choose another --out"
+        ) from None
+    try:
+        _write_to(table, tmp, path)
+        publish_file(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        reason = {
+            errno.ENOSPC: "the disk is full",
+            errno.EFBIG: "the file is larger than this system allows (file-size limit)",
+            errno.EDQUOT: "the disk quota is exceeded",
+            errno.EACCES: "permission denied",
+        }.get(exc.errno, exc.strerror or str(exc))
+        raise InputError(
+            f"writing the output failed: {reason}; nothing was written",
             path=path,
-            fix="end the file name with .csv, .tsv or .parquet",
+            fix="free space or choose another --out",
+        ) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _select_perturbations(text: str, available: list[str]) -> list[str]:
+    wanted = split_list("--perturbations", text)
+    exact = set(available)
+    lower: dict[str, list[str]] = {}
+    for a in available:
+        lower.setdefault(a.lower(), []).append(a)
+    chosen, unknown = [], []
+    for w in wanted:
+        if w in exact:
+            chosen.append(w)
+        elif len(lower.get(w.lower(), [])) == 1:
+            chosen.append(lower[w.lower()][0])
+        else:
+            unknown.append(w)
+    if unknown:
+        import difflib
+
+        hints = [
+            m[0] for u in unknown if (m := difflib.get_close_matches(u, available, n=1, cutoff=0.6))
+        ]
+        raise InputError(
+            f"--perturbations: {len(unknown)} not in the model: {', '.join(unknown[:10])}"
+            + (f" (did you mean {', '.join(hints[:5])}?)" if hints else ""),
+            fix="list the model's perturbations with `leapscreen inspect MODEL`",
         )
-    tmp.replace(path)
+    return list(dict.fromkeys(chosen))
 
 
 @handle_errors
 def predict_command(
     model_dir: Path = typer.Argument(..., help="A model directory written by `leapscreen fit`."),
     expression: Path = typer.Argument(..., help="Expression of the new samples."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output table: .csv, .tsv or .parquet."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output table: .csv, .tsv, .csv.gz, .tsv.gz or .parquet."
+    ),
     wide: bool = typer.Option(False, "--wide", help="Samples x perturbations instead of long."),
     perturbations: str = typer.Option(
-        None, "--perturbations", help="Comma-separated subset of perturbations."
+        None, "--perturbations", help="Comma-separated subset of perturbations (any case)."
     ),
+    encoding: str = typer.Option(None, "--encoding", help="Text encoding of the expression."),
     device: str = typer.Option("cpu", "--device", help="Torch device."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary output."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show INFO messages."),
 ) -> None:
-    """Predict responses of new samples: a table (sample, perturbation, value)."""
-    setup_logging(quiet)
+    """Predict responses of new samples: a table (sample, perturbation, value, fallback_to_mean)."""
+    setup_logging(quiet, verbose)
     from leapscreen.data.loading import load_expression
     from leapscreen.ensemble import LEAP
 
+    device = check_device(device)
     if out.exists() and not overwrite:
         raise InputError(
             "output file exists; leapscreen never overwrites a file unless asked",
             path=out,
             fix="choose another --out or pass --overwrite",
         )
+    if perturbations is not None:
+        split_list("--perturbations", perturbations)
     model = LEAP.load(model_dir, device=device)
-    expr = load_expression(expression)
+    lt = getattr(model, "log_transform", False)
+    expr = load_expression(
+        expression, encoding=encoding, log_transform=lt if isinstance(lt, bool) else None
+    )
     pred = model.predict(expr)
-    if perturbations:
-        wanted = [p.strip() for p in perturbations.split(",") if p.strip()]
-        unknown = [p for p in wanted if p not in pred.columns]
-        if unknown:
-            raise InputError(
-                f"{len(unknown)} perturbations are not in the model, e.g. {unknown[:5]}",
-                fix="list the model's perturbations in leapscreen_model.json",
-            )
-        pred = pred[wanted]
+    if perturbations is not None:
+        pred = pred[_select_perturbations(perturbations, [str(c) for c in pred.columns])]
+    fallbacks = set(_fallbacks(model))
     pred.index.name = "sample"
     if wide:
         table = pred.reset_index()
@@ -236,7 +449,17 @@ def predict_command(
         table = pred.reset_index().melt(
             id_vars="sample", var_name="perturbation", value_name="value"
         )
+        table["fallback_to_mean"] = table["perturbation"].astype(str).isin(fallbacks)
     write_table_atomic(table, out, overwrite)
+    used = [p for p in pred.columns if str(p) in fallbacks]
+    if used:
+        err_console.print(
+            f"[yellow]note:[/] {len(used)} perturbation(s) had too few training labels and are "
+            f"predicted as the training mean: {escape(', '.join(map(str, used[:10])))}"
+            + (" (column fallback_to_mean)" if not wide else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
     if not quiet:
         console.print(f"wrote {len(pred)} samples x {pred.shape[1]} perturbations to {out}")
 
