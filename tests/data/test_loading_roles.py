@@ -108,3 +108,15 @@ def test_real_small_demo_files_load_with_their_lineages(shared_data):
         d / "drug_demo_expression_gdsc_zscored.csv", d / "drug_demo_gdsc2_auc.csv"
     )  # z-scored (negative) expression stays expression
     assert (drugs.n_samples, drugs.n_perturbations) == (150, 12)
+
+
+def test_identical_new_samples_load_but_constant_training_expression_does_not(tmp_path):
+    row = B.log_expression().iloc[[0, 0]]
+    row.index = ["new-1", "new-2"]
+    path = B.write_wide(tmp_path / "new.csv", row)
+    assert load_expression(path).shape == (2, B.N_GENES)  # predict: fine
+    resp = B.write_wide(tmp_path / "r.csv", B.gene_effect(), "ModelID")
+    flat = B.write_wide(tmp_path / "flat.csv", B.log_expression() * 0 + 1.5)
+    with pytest.raises(InputError, match="does not vary") as err:
+        load_screen(flat, resp)
+    assert "flat.csv" in str(err.value)

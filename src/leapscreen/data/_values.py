@@ -92,13 +92,12 @@ def check_expression_values(
 ) -> None:
     """The checks every expression file goes through, whatever its layout.
 
-    Rows and columns present, finite values, something varying, and the scale: without
+    Rows and columns present, finite values, and the scale: without
     ``log_transform`` the values must look like log2(TPM+1) (:func:`check_log_scale`); with it
     they are linear TPM / counts and must not be negative.
     """
     check_rows(df, path, what="expression")
     check_finite(df, path, what="expression")
-    check_not_constant(df, path, what="expression")
     values = df.to_numpy(dtype=np.float64, na_value=np.nan)
     if log_transform:
         with np.errstate(invalid="ignore"):

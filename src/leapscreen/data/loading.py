@@ -30,7 +30,12 @@ from leapscreen.data._io import (
     reading_encoding,
     table_format,
 )
-from leapscreen.data._values import check_expression_values, check_finite, check_rows
+from leapscreen.data._values import (
+    check_expression_values,
+    check_finite,
+    check_not_constant,
+    check_rows,
+)
 from leapscreen.data.dataset import ScreenData
 from leapscreen.data.depmap import (
     MODEL_ID_COLUMNS,
@@ -145,7 +150,8 @@ def load_expression(
     ------
     InputError
         The file is missing, unreadable, of another role, has no data rows, infinite values,
-        nothing that varies, or is on the wrong scale.
+        or is on the wrong scale. (Expression that varies in no gene is refused by
+        :func:`load_screen`, for training; new samples may be identical.)
     """
     p = Path(path)
     with reading_encoding(encoding):
@@ -412,6 +418,7 @@ def load_screen(
             fix="use --min-shared-samples 1 or more (default 10)",
         )
     expr = load_expression(expression, encoding=encoding, log_transform=log_transform)
+    check_not_constant(expr, expression, what="expression")  # nothing to learn from
     resp, perturbations, p_kind = load_responses(
         responses,
         value=value,
