@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,20 @@ import typer
 from rich.table import Table
 
 from leapscreen.cli._common import console, handle_errors, progress_bar, setup_logging
-from leapscreen.cli.model import load_training_data, write_table_atomic
+from leapscreen.cli._options import (
+    apply_config,
+    check_choice,
+    check_device,
+    check_models,
+    check_ranges,
+    provenance,
+    split_list,
+)
+from leapscreen.cli.model import check_latent_dim, load_training_data, write_table_atomic
 from leapscreen.data.dataset import ScreenData
+from leapscreen.data.longtable import DUPLICATE_RULES
 from leapscreen.errors import InputError
-from leapscreen.models import MODEL_PRESETS
+from leapscreen.models import make_model, model_names
 
 TASKS = ("unseen-cell-lines", "unseen-lineage", "transfer", "kfold")
 
@@ -80,8 +91,26 @@ def _combine_for_transfer(
     return combined
 
 
+EVALUATE_RANGES: dict[str, dict[str, Any]] = {
+    "--seeds": {"minimum": 1},
+    "--latent-dim": {"minimum": 1},
+    "--n-genes": {"minimum": 1},
+    "--repeats": {"minimum": 1},
+    "--test-fraction": {"minimum": 0.0, "maximum": 1.0, "exclusive_min": True},
+    "--target-fraction": {"minimum": 0.0, "maximum": 1.0, "exclusive_min": True},
+    "--few-shot": {"minimum": 0},
+    "--min-lineage-samples": {"minimum": 1},
+    "--max-lineages": {"minimum": 0},
+    "--min-labels": {"minimum": 0},
+    "--min-shared-samples": {"minimum": 1},
+    "--top-k": {"minimum": 1},
+    "--seed": {"minimum": 0, "maximum": 2**32 - 1},
+}
+
+
 @handle_errors
 def evaluate_command(
+    ctx: typer.Context,
     out: Path = typer.Option(
         ...,
         "--out",
@@ -94,11 +123,14 @@ def evaluate_command(
     expression: Path = typer.Option(None, "--expression", "-x", help="Expression file."),
     responses: Path = typer.Option(None, "--responses", "-y", help="Responses file."),
     samples: Path = typer.Option(None, "--samples", help="Sample metadata (e.g. Model.csv)."),
+    config: Path = typer.Option(
+        None, "--config", help="JSON/TOML file with these options (typed options win)."
+    ),
     task: str = typer.Option("unseen-cell-lines", "--task", help=f"One of: {', '.join(TASKS)}."),
     models: str = typer.Option(
         "mean,ridge,ps-lasso,leap-ps-lasso",
         "--models",
-        help=f"Comma-separated, from: {', '.join(MODEL_PRESETS)}.",
+        help=f"Comma-separated, from: {', '.join(model_names())}.",
     ),
     target: Path = typer.Option(None, "--target", help="Transfer: the target dataset."),
     target_fraction: float = typer.Option(
@@ -108,7 +140,7 @@ def evaluate_command(
         0, "--few-shot", help="Transfer: k target samples per perturbation moved into training."
     ),
     repeats: int = typer.Option(10, "--repeats", help="unseen-cell-lines: random 80/20 repeats."),
-    test_fraction: float = typer.Option(0.2, "--test-fraction"),
+    test_fraction: float = typer.Option(0.2, "--test-fraction", help="Held-out fraction (0, 1]."),
     min_lineage_samples: int = typer.Option(
         15, "--min-lineage-samples", help="unseen-lineage: smallest lineage held out."
     ),
@@ -120,10 +152,30 @@ def evaluate_command(
         "--min-labels",
         help="Drop perturbations with fewer labelled samples (reference: 75 drugs, 50 dependency).",
     ),
-    seeds: int = typer.Option(5, "--seeds", help="Representation seeds of LEAP models."),
-    latent_dim: int = typer.Option(256, "--latent-dim"),
-    n_genes: int = typer.Option(5000, "--n-genes"),
-    log_transform: bool = typer.Option(False, "--log-transform"),
+    seeds: int = typer.Option(5, "--seeds", help="Representation seeds of LEAP models (>= 1)."),
+    latent_dim: int = typer.Option(256, "--latent-dim", help="Latent size (>= 1)."),
+    n_genes: int = typer.Option(5000, "--n-genes", help="Most-variant genes (>= 1)."),
+    genes: Path = typer.Option(
+        None, "--genes", help="File listing the genes to use instead of the most-variant ones."
+    ),
+    value: str = typer.Option(
+        None, "--value", help="Response value to learn: LN_IC50, AUC, AAC, ... (by the file)."
+    ),
+    encoding: str = typer.Option(None, "--encoding", help="Text encoding of the input files."),
+    log_transform: bool = typer.Option(
+        False, "--log-transform", help="Expression is linear TPM: apply ln(1+x) first."
+    ),
+    sample_column: str = typer.Option(None, "--sample-column", help="Long table: sample column."),
+    perturbation_column: str = typer.Option(
+        None, "--perturbation-column", help="Long table: perturbation column."
+    ),
+    value_column: str = typer.Option(None, "--value-column", help="Long table: value column."),
+    duplicates: str = typer.Option(
+        "mean", "--duplicates", help=f"Repeated measurements: {', '.join(DUPLICATE_RULES)}."
+    ),
+    min_shared_samples: int = typer.Option(
+        10, "--min-shared-samples", help="Fewest samples with expression and responses."
+    ),
     transductive: bool = typer.Option(
         False,
         "--transductive",
@@ -135,53 +187,97 @@ def evaluate_command(
         help="Which end is sensitive: low "
         "(LN_IC50, gene effect) or high (AAC, dependency probability).",
     ),
-    top_k: int = typer.Option(10, "--top-k", help="k of precision at k."),
+    top_k: int = typer.Option(10, "--top-k", help="k of precision at k (>= 1)."),
     seed: int = typer.Option(0, "--seed", help="Seed of splits and models."),
-    device: str = typer.Option("cpu", "--device"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    device: str = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:1..."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary output."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show INFO messages."),
 ) -> None:
     """Compare models on the same sample-level splits; write tables, figures and an HTML report."""
-    setup_logging(quiet)
+    setup_logging(quiet, verbose)
+    o = apply_config(ctx, config, dict(locals()) | {"ctx": None})
+    # everything below is checked before any input is read or anything is fitted
+    check_choice("--task", o["task"], TASKS)
+    names = split_list("--models", o["models"])
+    check_models("--models", names)
+    check_choice("--sensitive", o["sensitive"], ("low", "high"))
+    check_choice("--duplicates", o["duplicates"], DUPLICATE_RULES)
+    check_ranges(o, EVALUATE_RANGES)
+    o["device"] = check_device(o["device"])
+    if o["task"] == "transfer" and o["target"] is None:
+        raise InputError("--task transfer needs --target DATASET", fix="give the target data")
+    out = Path(o["out"])
+    if out.exists() and not out.is_dir():
+        raise InputError(
+            "--out exists and is not a directory", path=out, fix="choose another --out"
+        )
+    gene_list = None
+    if o["genes"] is not None:
+        from leapscreen.data import read_gene_list
+
+        gene_list = read_gene_list(o["genes"])
+        if not gene_list:
+            raise InputError("the gene list is empty", path=o["genes"], fix="list one gene a line")
+    _evaluate(o, names, out, gene_list)
+
+
+def _evaluate(o: dict[str, Any], names: list[str], out: Path, gene_list: list[str] | None) -> None:
     from leapscreen.evaluate.run import evaluate_models
     from leapscreen.evaluate.splits import kfold, transfer, unseen_lineage, unseen_samples
 
-    if task not in TASKS:
-        raise InputError(f"unknown task {task!r}", fix=f"choose one of {', '.join(TASKS)}")
-    names = [m.strip() for m in models.split(",") if m.strip()]
-    unknown = [m for m in names if m not in MODEL_PRESETS]
-    if unknown:
-        raise InputError(f"unknown models {unknown}", fix=f"choose from {', '.join(MODEL_PRESETS)}")
-    if sensitive not in ("low", "high"):
-        raise InputError(f"--sensitive must be low or high, got {sensitive!r}")
+    quiet, task, seed, min_labels = o["quiet"], o["task"], o["seed"], o["min_labels"]
     t0 = time.perf_counter()
-    screen = load_training_data(data, expression, responses, samples, 0)
+    screen = load_training_data(
+        o["data"] and Path(o["data"]),
+        o["expression"],
+        o["responses"],
+        o["samples"],
+        0,
+        value=o["value"],
+        encoding=o["encoding"],
+        log_transform=o["log_transform"] or None,
+        sample_column=o["sample_column"],
+        perturbation_column=o["perturbation_column"],
+        value_column=o["value_column"],
+        duplicates=o["duplicates"] if o["duplicates"] != "mean" else None,
+        min_shared_samples=o["min_shared_samples"] if o["min_shared_samples"] != 10 else None,
+    )
     if task == "transfer":
-        if target is None:
-            raise InputError("--task transfer needs --target DATASET", fix="give the target data")
-        screen = _combine_for_transfer(screen, _load_target(target), target_fraction, seed)
+        screen = _combine_for_transfer(
+            screen, _load_target(o["target"]), o["target_fraction"], seed
+        )
     screen = screen.filter_perturbations(min_labels)
     if screen.n_perturbations == 0:
         raise InputError(
             f"no perturbation has >= {min_labels} labelled samples", fix="lower --min-labels"
         )
+    if any(getattr(make_model(m), "representation", "genes") != "genes" for m in names):
+        n_used = len(gene_list) if gene_list is not None else min(o["n_genes"], screen.n_genes)
+        n_train = int(round(screen.n_samples * (1 - o["test_fraction"])))
+        check_latent_dim(o["latent_dim"], n_used, n_train)
 
     if task == "unseen-cell-lines":
         splits = unseen_samples(
-            screen.sample_ids, n_repeats=repeats, test_fraction=test_fraction, random_state=seed
+            screen.sample_ids,
+            n_repeats=o["repeats"],
+            test_fraction=o["test_fraction"],
+            random_state=seed,
         )
     elif task == "kfold":
         splits = kfold(screen.sample_ids, n_splits=5, random_state=seed)
     elif task == "unseen-lineage":
         counts = screen.samples["lineage"].value_counts()
         use = [
-            lin for lin in counts.index if counts[lin] >= min_lineage_samples and lin != "unknown"
+            lin
+            for lin in counts.index
+            if counts[lin] >= o["min_lineage_samples"] and lin != "unknown"
         ]
-        if max_lineages:
-            use = use[:max_lineages]
+        if o["max_lineages"]:
+            use = use[: o["max_lineages"]]
         splits = unseen_lineage(
             screen.sample_ids,
             screen.samples["lineage"],
-            min_samples=min_lineage_samples,
+            min_samples=o["min_lineage_samples"],
             lineages_to_use=use,
         )
     else:
@@ -189,22 +285,38 @@ def evaluate_command(
         splits = transfer(
             screen.sample_ids[dom.to_numpy() == "source"],
             screen.sample_ids[dom.to_numpy() == "target"],
-            few_shot_k=few_shot,
+            few_shot_k=o["few_shot"],
             responses=screen.responses,
             random_state=seed,
         )
     params: dict[str, Any] = {
-        "n_seeds": seeds,
-        "latent_dim": latent_dim,
-        "n_genes": n_genes,
-        "log_transform": log_transform,
+        "n_seeds": o["seeds"],
+        "latent_dim": o["latent_dim"],
+        "n_genes": o["n_genes"],
+        "log_transform": bool(o["log_transform"]),
         "random_state": seed,
-        "device": device,
+        "device": o["device"],
     }
+    if gene_list is not None:
+        params["genes"] = gene_list
     if not quiet:
         console.print(
             f"{task}: {screen!r}; {len(splits)} splits x {len(names)} models"
-            + (" [transductive pretraining]" if transductive else "")
+            + (" [transductive pretraining]" if o["transductive"] else "")
+        )
+    extra: dict[str, Any] = {}
+    if "provenance" in inspect.signature(evaluate_models).parameters:
+        extra["provenance"] = provenance(
+            {
+                "--data": o["data"],
+                "--expression": o["expression"],
+                "--responses": o["responses"],
+                "--samples": o["samples"],
+                "--target": o["target"],
+                "--genes": o["genes"],
+                "--config": o["config"],
+            },
+            value=o["value"] or ("LN_IC50" if str(o["data"]) == "demo" else None),
         )
     out.mkdir(parents=True, exist_ok=True)
     with progress_bar(quiet, "evaluate", len(splits) * len(names)) as advance:
@@ -213,12 +325,13 @@ def evaluate_command(
             names,
             splits,
             model_params=params,
-            transductive=transductive,
-            sensitive=sensitive,
-            top_k=top_k,
+            transductive=o["transductive"],
+            sensitive=o["sensitive"],
+            top_k=o["top_k"],
             cache_dir=out / "cache",
             settings={"task": task, "min_labels": min_labels, "seed": seed},
             progress=advance,
+            **extra,
         )
     seconds = time.perf_counter() - t0
     result.settings["wall_seconds"] = round(seconds, 1)
