@@ -1,5 +1,6 @@
 """Evaluation: seeded by-sample splits and per-perturbation metrics."""
 
+from leapscreen.evaluate.cache import data_fingerprint
 from leapscreen.evaluate.metrics import (
     METRICS,
     aggregate,
@@ -25,6 +26,7 @@ __all__ = [
     "TASKS",
     "Split",
     "aggregate",
+    "data_fingerprint",
     "kfold",
     "make_splits",
     "pearson_by_column",

@@ -5,35 +5,52 @@ representations and the heads all see training samples only, unless ``transducti
 representation pretraining also sees the expression — never the labels — of the test samples, as the
 reference does), predict the test samples, and score every perturbation on its labelled test samples.
 
+Models are preset names (:func:`leapscreen.models.make_model`) or estimator objects (e.g. a configured
+:class:`~leapscreen.ensemble.LEAP`), each fitted as a fresh ``sklearn.base.clone`` per split.
+
 Each (model, split) result (test predictions and per-perturbation scores) is written to the cache
-directory as soon as it is done; a second run with the same cache skips what is there, so an interrupted
-evaluation resumes where it stopped. A cache written with other settings is refused rather than mixed in.
+directory as soon as it is done, under a key of the data values, the split's membership, the model and
+the settings (see :mod:`leapscreen.evaluate.cache`); a second run with the same cache skips what is
+there, so an interrupted evaluation resumes where it stopped, more repeats reuse the splits already done,
+and other data never reuses a stale result. A cache written with other settings is refused rather than
+mixed in.
 """
 
 from __future__ import annotations
 
-import hashlib
+import inspect
 import json
 import logging
 import resource
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from leapscreen.data.dataset import ScreenData
 from leapscreen.errors import InputError
+from leapscreen.evaluate.cache import (
+    ResultCache,
+    data_fingerprint,
+    entry_key,
+    model_key,
+    split_key,
+)
 from leapscreen.evaluate.metrics import aggregate, score_perturbations
-from leapscreen.evaluate.splits import Split, safe_name
-from leapscreen.models import make_model
+from leapscreen.evaluate.splits import Split
+from leapscreen.models import make_model, model_names
 
 logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str, int, int], None]
+
+#: A model: a preset name, or an estimator with ``fit`` / ``predict`` / ``get_params``.
+ModelSpec = Any
 
 
 @dataclass
@@ -47,9 +64,11 @@ class EvaluationResult:
     summary : pandas.DataFrame
         Mean over perturbations within a split, then mean ± sd over splits, one row per model.
     timings : pandas.DataFrame
-        Fit + predict seconds per (model, split).
+        Fit + predict seconds per (model, split); ``cached`` is True where the result came from the
+        cache.
     settings : dict
-        The settings of the run (task, models, transductive, seeds, ...).
+        The settings of the run (task, models, transductive, seeds, ``data_fingerprint``,
+        ``provenance``, ...).
     """
 
     per_perturbation: pd.DataFrame
@@ -57,33 +76,137 @@ class EvaluationResult:
     timings: pd.DataFrame
     settings: dict[str, Any]
 
+    @property
+    def n_cached(self) -> int:
+        """How many (model, split) results came from the cache."""
+        if "cached" not in self.timings.columns:
+            return 0
+        return int(self.timings["cached"].sum())
 
-def _settings_key(settings: dict[str, Any]) -> str:
-    text = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    @property
+    def data_fingerprint(self) -> str | None:
+        """Digest of the data values evaluated (see :func:`~leapscreen.evaluate.cache.data_fingerprint`)."""
+        return self.settings.get("data_fingerprint")
+
+    @property
+    def provenance(self) -> dict[str, Any] | None:
+        """What the caller recorded about how the run was made (inputs, command line, ...)."""
+        return self.settings.get("provenance")
 
 
-def _check_cache(cache_dir: Path, settings: dict[str, Any]) -> None:
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    stamp = cache_dir / "settings.json"
-    key = _settings_key(settings)
-    if stamp.is_file():
-        old = json.loads(stamp.read_text())
-        if old.get("key") != key:
-            raise InputError(
-                "the cache directory holds results of a run with other settings",
-                path=cache_dir,
-                fix="use a new --out/--cache directory, or rerun with the same settings to resume",
-            )
+def _is_estimator(obj: Any) -> bool:
+    return all(callable(getattr(obj, attr, None)) for attr in ("fit", "predict", "get_params"))
+
+
+def _resolve_models(
+    models: Sequence[ModelSpec | tuple[str, ModelSpec]] | Mapping[str, ModelSpec] | str,
+) -> list[tuple[str, ModelSpec]]:
+    """``[(label, preset name or estimator), ...]``, checked: known presets, unique labels."""
+    if isinstance(models, str):
+        models = [models]
+    pairs: list[tuple[str, ModelSpec]] = []
+    if isinstance(models, Mapping):
+        items = list(models.items())
     else:
-        tmp = stamp.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"key": key, "settings": settings}, indent=2, default=str))
-        tmp.replace(stamp)
+        items = []
+        for entry in models:
+            if isinstance(entry, str):
+                items.append((entry, entry))
+            elif isinstance(entry, tuple | list) and len(entry) == 2 and isinstance(entry[0], str):
+                items.append((entry[0], entry[1]))
+            else:
+                raise InputError(
+                    f"models entry {entry!r} is neither a model name nor a (name, estimator) pair",
+                    fix="pass preset names, (name, estimator) pairs, or a dict name -> estimator",
+                )
+    known = set(model_names())
+    for label, spec in items:
+        if not isinstance(label, str) or not label.strip():
+            raise InputError(
+                f"model name {label!r} is not a non-empty string",
+                fix="name every model (it labels the results)",
+            )
+        if isinstance(spec, str):
+            if spec not in known:
+                raise InputError(
+                    f"unknown model {spec!r}", fix=f"choose from {', '.join(model_names())}"
+                )
+        elif not _is_estimator(spec):
+            raise InputError(
+                f"model {label!r} is a {type(spec).__name__}, not a model name or an estimator "
+                "with fit, predict and get_params",
+                fix="pass a preset name or an estimator such as leapscreen.ensemble.LEAP(...)",
+            )
+        pairs.append((label, spec))
+    labels = [label for label, _ in pairs]
+    dup = sorted({x for x in labels if labels.count(x) > 1})
+    if dup:
+        raise InputError(f"model names {dup} are given more than once", fix="name each model once")
+    if not pairs:
+        raise InputError("no model to evaluate", fix="pass at least one model name or estimator")
+    return pairs
+
+
+def _fresh(estimator: Any) -> Any:
+    """An unfitted copy of an estimator: ``sklearn.base.clone``, else its class rebuilt from params."""
+    try:
+        return clone(estimator)
+    except (TypeError, RuntimeError, AttributeError):
+        return type(estimator)(**estimator.get_params(deep=False))
+
+
+def _accepts(method: Callable[..., Any], name: str) -> bool:
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return True
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _spec_text(spec: ModelSpec) -> str:
+    return spec if isinstance(spec, str) else repr(spec)
+
+
+def _check_provenance(provenance: dict[str, Any] | None) -> dict[str, Any] | None:
+    if provenance is None:
+        return None
+    if not isinstance(provenance, Mapping):
+        raise InputError(
+            f"provenance must be a dict, got {type(provenance).__name__}",
+            fix="pass e.g. {'inputs': {...}, 'command': [...], 'version': '...'}",
+        )
+    try:
+        return json.loads(json.dumps(dict(provenance)))
+    except (TypeError, ValueError) as err:
+        raise InputError(
+            f"provenance is not JSON-serialisable ({err})",
+            fix="record paths, hashes and options as strings, numbers, lists or dicts",
+        ) from None
+
+
+def _predictions_frame(pred: Any, test: ScreenData) -> pd.DataFrame:
+    """The model's test predictions as samples x perturbations, in the test data's order."""
+    if isinstance(pred, pd.DataFrame):
+        if list(pred.columns) != list(test.perturbation_ids) and set(pred.columns) == set(
+            test.perturbation_ids
+        ):
+            pred = pred[list(test.perturbation_ids)]
+        return pred
+    values = np.asarray(pred, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    if values.shape != (test.n_samples, test.n_perturbations):
+        raise InputError(
+            f"the model predicted an array of shape {values.shape} for {test.n_samples} test "
+            f"samples x {test.n_perturbations} perturbations",
+            fix="make predict return one row per sample and one column per perturbation",
+        )
+    return pd.DataFrame(values, index=test.sample_ids, columns=test.perturbation_ids)
 
 
 def evaluate_models(
     data: ScreenData,
-    models: Sequence[str],
+    models: Sequence[ModelSpec | tuple[str, ModelSpec]] | Mapping[str, ModelSpec],
     splits: Sequence[Split],
     *,
     model_params: dict[str, Any] | None = None,
@@ -95,6 +218,7 @@ def evaluate_models(
     cache_dir: str | Path | None = None,
     settings: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> EvaluationResult:
     """Fit and score several models on the same splits.
 
@@ -102,14 +226,20 @@ def evaluate_models(
     ----------
     data : ScreenData
         The screen (all samples of all splits).
-    models : sequence of str
-        Preset names (see :data:`leapscreen.models.MODEL_PRESETS`).
+    models : sequence or mapping
+        The models, in result order: preset names (see :func:`leapscreen.models.model_names`),
+        ``(name, estimator)`` pairs, or a mapping name -> estimator or preset name. A preset is
+        built per split by ``make_model(preset, **model_params, **per_model_params[name])``; an
+        estimator (e.g. ``LEAP(representation="pca", head="ridge")``) is fitted as a fresh
+        ``sklearn.base.clone`` per split, with the same fit arguments as a preset
+        (``fit(expression, responses, unlabelled_expression=..., sources=...,
+        unlabelled_sources=...)``, those its ``fit`` accepts), and is not given ``model_params``.
     splits : sequence of Split
         Sample-level splits (train / test sample IDs).
     model_params : dict, optional
-        LEAP parameters applied to every model (e.g. ``latent_dim``, ``n_genes``).
+        LEAP parameters applied to every preset model (e.g. ``latent_dim``, ``n_genes``).
     per_model_params : dict, optional
-        Extra parameters per model name.
+        Extra parameters per preset model, keyed by the model's name.
     transductive : bool
         Let the representation pretraining see the test samples' expression (never their labels).
     unlabelled_expression : pandas.DataFrame, optional
@@ -119,23 +249,44 @@ def evaluate_models(
     top_k : int
         k of the precision-at-k ranking metric.
     cache_dir : str or Path, optional
-        Where to cache each (model, split) result, so that a rerun resumes.
+        Where to cache each (model, split) result, so that a rerun resumes. An entry is reused only
+        for the same data values (``data_fingerprint``), the same split membership, the same model
+        (preset and parameters, or estimator class and ``get_params()``) and the same settings; a
+        directory written with other settings is refused.
     settings : dict, optional
         Extra settings recorded with the results (and in the cache key).
     progress : callable, optional
         ``progress(message, done, total)`` after each (model, split).
+    provenance : dict, optional
+        How the run was made, as the caller knows it (input files with their sha256, the response
+        value, the full command line, the package version, ...); JSON-serialisable. Recorded in
+        ``settings["provenance"]`` and shown in the HTML report; not part of the cache key.
 
     Returns
     -------
     EvaluationResult
+        ``n_cached`` says how many (model, split) results came from the cache.
     """
     model_params = dict(model_params or {})
     per_model_params = dict(per_model_params or {})
+    resolved = _resolve_models(models)
+    provenance = _check_provenance(provenance)
+    if (transductive or unlabelled_expression is not None) and not all(
+        _accepts(spec.fit, "unlabelled_expression")
+        for _, spec in resolved
+        if not isinstance(spec, str)
+    ):
+        raise InputError(
+            "an estimator's fit takes no unlabelled_expression, so it cannot use transductive "
+            "pretraining or extra unlabelled samples",
+            fix="evaluate it with transductive=False (no --transductive) and no unlabelled samples",
+        )
+    fingerprint = data_fingerprint(data, unlabelled_expression)
     run_settings = {
         "dataset": data.name,
         "n_samples": data.n_samples,
         "n_perturbations": data.n_perturbations,
-        "models": list(models),
+        "models": [label for label, _ in resolved],
         "splits": [s.name for s in splits],
         "model_params": model_params,
         "per_model_params": per_model_params,
@@ -143,27 +294,33 @@ def evaluate_models(
         "sensitive": sensitive,
         "top_k": top_k,
         **(settings or {}),
+        "data_fingerprint": fingerprint,
     }
-    cache = Path(cache_dir) if cache_dir is not None else None
-    if cache is not None:
-        _check_cache(cache, run_settings)
+    if any(not isinstance(spec, str) for _, spec in resolved):
+        run_settings["model_specs"] = {label: _spec_text(spec) for label, spec in resolved}
+    if provenance is not None:
+        run_settings["provenance"] = provenance
+    cache = ResultCache(cache_dir, run_settings) if cache_dir is not None else None
+    model_keys = {
+        label: model_key(spec, per_model_params.get(label) if isinstance(spec, str) else None)
+        for label, spec in resolved
+    }
 
     rows: list[pd.DataFrame] = []
     timings: list[dict[str, Any]] = []
-    total = len(models) * len(splits)
+    total = len(resolved) * len(splits)
     done = 0
     for split in splits:
         train = data.subset(samples=split.train)
         test = data.subset(samples=split.test)
-        for name in models:
+        membership = split_key(split)
+        for name, spec in resolved:
             done += 1
-            scores_path = pred_path = None
+            key = ""
             if cache is not None:
-                base = cache / safe_name(name) / safe_name(split.name)
-                scores_path = base.with_suffix(".scores.parquet")
-                pred_path = base.with_suffix(".predictions.parquet")
-                if scores_path.is_file():
-                    cached = pd.read_parquet(scores_path)
+                key = entry_key(cache.run_key, fingerprint, model_keys[name], membership)
+                cached = cache.load(name, split.name, key)
+                if cached is not None:
                     rows.append(cached)
                     timings.append(
                         {
@@ -177,7 +334,10 @@ def evaluate_models(
                         progress(f"{name} / {split.name} (cached)", done, total)
                     continue
             t0 = time.perf_counter()
-            model = make_model(name, **model_params, **per_model_params.get(name, {}))
+            if isinstance(spec, str):
+                model = make_model(spec, **model_params, **per_model_params.get(name, {}))
+            else:
+                model = _fresh(spec)
             extra, extra_sources = unlabelled_expression, None
             if unlabelled_expression is not None:
                 extra_sources = ["unlabelled"] * len(unlabelled_expression)
@@ -189,14 +349,15 @@ def evaluate_models(
                 else:
                     extra = pd.concat([extra, test.expression])
                     extra_sources = [*extra_sources, *test_sources]
-            model.fit(
-                train.expression,
-                train.responses,
-                unlabelled_expression=extra,
-                sources=list(train.samples["source"]),
-                unlabelled_sources=extra_sources,
-            )
-            pred = model.predict(test.expression)
+            fit_kwargs = {
+                "unlabelled_expression": extra,
+                "sources": list(train.samples["source"]),
+                "unlabelled_sources": extra_sources,
+            }
+            if not isinstance(spec, str):
+                fit_kwargs = {k: v for k, v in fit_kwargs.items() if _accepts(model.fit, k)}
+            model.fit(train.expression, train.responses, **fit_kwargs)
+            pred = _predictions_frame(model.predict(test.expression), test)
             seconds = time.perf_counter() - t0
             scores = score_perturbations(
                 test.responses.to_numpy(np.float64),
@@ -210,18 +371,12 @@ def evaluate_models(
                 scores = scores.rename(columns={"index": "perturbation"})
             scores.insert(0, "split", split.name)
             scores.insert(0, "model", name)
-            for key, value in split.info.items():
+            for info_key, value in split.info.items():
                 if isinstance(value, (str, int, float)):
-                    scores[f"split_{key}"] = value
+                    scores[f"split_{info_key}"] = value
             if cache is not None:
-                scores_path.parent.mkdir(parents=True, exist_ok=True)
                 scores.attrs["seconds"] = seconds
-                tmp = scores_path.with_suffix(".tmp")
-                scores.to_parquet(tmp)
-                tmp.replace(scores_path)
-                tmp = pred_path.with_suffix(".tmp")
-                pred.to_parquet(tmp)
-                tmp.replace(pred_path)
+                cache.save(name, split.name, key, scores, pred)
             rows.append(scores)
             timings.append(
                 {"model": name, "split": split.name, "seconds": seconds, "cached": False}

@@ -161,7 +161,8 @@ def _check_seed(random_state: int | None) -> int:
     ):
         raise InputError(
             f"random_state must be an integer, got {random_state!r}",
-            fix="pass an explicit integer seed (e.g. 0) so that the splits can be reproduced",
+            fix="pass an explicit integer seed (e.g. random_state=0; --seed 0 on the command line) "
+            "so that the splits can be reproduced",
         )
     return int(random_state)
 
@@ -189,30 +190,34 @@ def unseen_samples(
     -------
     list of Split
         ``n_repeats`` splits named ``repeat-00``, ``repeat-01``, ...; train and test keep the input
-        order.
+        order. Split ``r`` depends only on the samples, ``test_fraction``, ``random_state`` and
+        ``r``, not on ``n_repeats``: asking for more repeats adds splits and keeps those already
+        drawn (same names, same samples), so a cached evaluation reuses them.
     """
     ids = _as_ids(sample_ids)
     seed = _check_seed(random_state)
     if int(n_repeats) < 1:
-        raise InputError(f"n_repeats must be >= 1, got {n_repeats}", fix="use e.g. n_repeats=10")
+        raise InputError(
+            f"n_repeats must be >= 1, got {n_repeats}",
+            fix="use e.g. n_repeats=10 (--repeats 10 on the command line)",
+        )
     if not 0.0 < float(test_fraction) < 1.0:
         raise InputError(
             f"test_fraction must be strictly between 0 and 1, got {test_fraction}",
-            fix="use e.g. test_fraction=0.2 for 80/20 splits",
+            fix="use e.g. test_fraction=0.2 (--test-fraction 0.2 on the command line) for 80/20 splits",
         )
     n = len(ids)
     if n < 2:
         raise InputError(f"need at least 2 samples to split, got {n}")
     n_test = min(max(int(round(test_fraction * n)), 1), n - 1)
     rng = np.random.default_rng(seed)
-    width = max(2, len(str(int(n_repeats) - 1)))
     splits = []
     for r in range(int(n_repeats)):
         in_test = np.zeros(n, dtype=bool)
         in_test[rng.permutation(n)[:n_test]] = True
         splits.append(
             Split(
-                name=f"repeat-{r:0{width}d}",
+                name=f"repeat-{r:02d}",
                 train=ids[~in_test],
                 test=ids[in_test],
                 info={
@@ -310,7 +315,8 @@ def unseen_lineage(
             f"no lineage has at least min_samples={min_samples} samples "
             f"(largest: {counts.max() if len(counts) else 0})",
             column="lineage",
-            fix="lower min_samples, or check that the sample metadata carries lineages",
+            fix="lower min_samples (--min-lineage-samples on the command line), or check that the "
+            "sample metadata carries lineages",
         )
 
     names: dict[str, str] = {}
@@ -419,7 +425,10 @@ def transfer(
         )
     k = int(few_shot_k)
     if k < 0:
-        raise InputError(f"few_shot_k must be >= 0, got {few_shot_k}")
+        raise InputError(
+            f"few_shot_k must be >= 0, got {few_shot_k}",
+            fix="use 0 for zero-shot transfer or a positive k (--few-shot on the command line)",
+        )
     base_info = {
         "task": "transfer",
         "few_shot_k": k,
