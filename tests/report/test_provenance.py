@@ -37,7 +37,14 @@ def test_provenance_section(tmp_path):
         "provenance": {
             "inputs": {
                 "expression": {"path": "expr <1>.csv", "sha256": "f" * 64},
-                "responses": {"path": "resp.csv", "sha256": "e" * 64},
+                "list": [
+                    {"option": "--responses", "path": "resp.csv", "sha256": "e" * 64},
+                    {
+                        "option": "--data",
+                        "path": "dir",
+                        "files": [{"name": "a.parquet", "sha256": "d" * 64}],
+                    },
+                ],
             },
             "value": "LN_IC50",
             "command": ["leapscreen", "evaluate", "--out", "my dir"],
@@ -55,7 +62,9 @@ def test_provenance_section(tmp_path):
         "LN_IC50",
         "leapscreen evaluate --out &#x27;my dir&#x27;",  # the command line as a shell would take it
         "9.9.9",
-        "inputs / expression / sha256",
+        "inputs / expression",
+        "inputs / list / --responses",
+        "path: dir, files: name: a.parquet, sha256: " + "d" * 64,
     ):
         assert needle in section, needle
     assert "expr <1>.csv" not in text

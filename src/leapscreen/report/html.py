@@ -223,8 +223,25 @@ def _kv_table(items: Mapping[str, Any]) -> str:
     return '<div class="table-wrap"><table class="kv">' + "".join(rows) + "</table></div>"
 
 
+def _file_line(entry: Mapping[str, Any]) -> str:
+    """One input file (or folder of files) on one line: ``path: x, sha256: y, files: a; b``."""
+    parts = []
+    for key, value in entry.items():
+        if key == "option":
+            continue
+        if isinstance(value, list | tuple) and all(isinstance(v, Mapping) for v in value):
+            value = "; ".join(_file_line(v) for v in value)
+        elif isinstance(value, Mapping):
+            value = _file_line(value)
+        parts.append(f"{key}: {_fmt(value)}")
+    return ", ".join(parts)
+
+
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as ``"a / b"`` keys (lists of dicts indexed), leaves kept as they are."""
+    """Nested dicts as ``"a / b"`` keys (lists of dicts indexed by their ``option`` or position);
+    a file entry (a dict with ``path`` or ``sha256``) stays on one row."""
+    if isinstance(value, Mapping) and ("sha256" in value or "path" in value):
+        return {prefix or str(value.get("option", "file")): _file_line(value)}
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, inner in value.items():
@@ -233,7 +250,8 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, list | tuple) and value and all(isinstance(v, Mapping) for v in value):
         out = {}
         for i, inner in enumerate(value):
-            out.update(_flatten(inner, f"{prefix} / {i}" if prefix else str(i)))
+            label = str(inner.get("option", i))
+            out.update(_flatten(inner, f"{prefix} / {label}" if prefix else label))
         return out
     if isinstance(value, list | tuple) and all(isinstance(v, str | int | float) for v in value):
         if any(word in prefix.lower() for word in ("command", "argv")):
