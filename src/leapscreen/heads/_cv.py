@@ -163,6 +163,7 @@ def rank_average(X: np.ndarray) -> np.ndarray:
 
 
 def corr_of_ranks(ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
+    """Pearson correlation of rank arrays along axis -2 (Spearman of the ranked data; 0 if constant)."""
     ra = ra - ra.mean(axis=-2, keepdims=True)
     rb = rb - rb.mean(axis=-2, keepdims=True)
     num = (ra * rb).sum(axis=-2)
