@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from leapscreen.cli import app
 from leapscreen.data.simulate import simulate_screen
 
+REPO_SRC = Path(__file__).resolve().parents[2] / "src"
 TINY = ["--seeds", "1", "--latent-dim", "4", "--n-genes", "50", "--min-labels", "5"]
 
 

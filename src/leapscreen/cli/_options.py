@@ -308,22 +308,48 @@ def _describe_input(option: str, path: Path | str) -> dict[str, Any]:
     return entry
 
 
-def provenance(inputs: Mapping[str, Path | str | None], **extra: Any) -> dict[str, Any]:
+def command_line(ctx: typer.Context) -> list[str]:
+    """The command as typed (every option the user gave, in canonical long form)."""
+    names = []
+    c: Any = ctx
+    while c is not None:
+        names.append(c.info_name or "leapscreen")
+        c = c.parent
+    words = ["leapscreen", *reversed(names[:-1])]
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if source is None or source.name != "COMMANDLINE":
+            continue
+        value = ctx.params.get(param.name)
+        if not getattr(param, "opts", None) or not param.opts[0].startswith("-"):
+            words.append(str(value))  # an argument
+        elif getattr(param, "is_flag", False):
+            if value:
+                words.append(_option_name(param))
+        else:
+            words += [_option_name(param), str(value)]
+    return words
+
+
+def provenance(
+    inputs: Mapping[str, Path | str | None], ctx: typer.Context | None = None, **extra: Any
+) -> dict[str, Any]:
     """How a result was made: the command line, the input files with sha256, the package version.
 
     Parameters
     ----------
     inputs : mapping
         Option (``--expression``) -> path given (``None`` entries skipped).
+    ctx : typer.Context, optional
+        The running command: its options as typed become ``command_line``.
     **extra
         Further JSON-able entries (e.g. ``value="LN_IC50"``).
     """
     from leapscreen._version import __version__
 
     return {
-        "command_line": ["leapscreen", *sys.argv[1:]]
-        if Path(sys.argv[0]).name.startswith("leapscreen")
-        else list(sys.argv),
+        "command_line": command_line(ctx) if ctx is not None else list(sys.argv),
+        "argv": list(sys.argv),
         "leapscreen_version": __version__,
         "python": sys.version.split()[0],
         "inputs": [_describe_input(opt, p) for opt, p in inputs.items() if p is not None],

@@ -195,7 +195,7 @@ def evaluate_command(
 ) -> None:
     """Compare models on the same sample-level splits; write tables, figures and an HTML report."""
     setup_logging(quiet, verbose)
-    o = apply_config(ctx, config, dict(locals()) | {"ctx": None})
+    o = apply_config(ctx, config, dict(locals()))
     # everything below is checked before any input is read or anything is fitted
     check_choice("--task", o["task"], TASKS)
     names = split_list("--models", o["models"])
@@ -316,6 +316,7 @@ def _evaluate(o: dict[str, Any], names: list[str], out: Path, gene_list: list[st
                 "--genes": o["genes"],
                 "--config": o["config"],
             },
+            ctx=o["ctx"],
             value=o["value"] or ("LN_IC50" if str(o["data"]) == "demo" else None),
         )
     out.mkdir(parents=True, exist_ok=True)

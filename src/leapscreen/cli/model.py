@@ -192,7 +192,7 @@ def fit_command(
 ) -> None:
     """Fit a model (LEAP by default) and save it as a directory of arrays + JSON."""
     setup_logging(quiet, verbose)
-    o = apply_config(ctx, config, dict(locals()) | {"ctx": None})
+    o = apply_config(ctx, config, dict(locals()))
     # everything below is checked before any input is read or anything is fitted
     check_ranges(o, FIT_RANGES)
     check_models("--model", [o["model"]])
@@ -269,6 +269,7 @@ def _fit_locked(o: dict[str, Any], out: Path, gene_list: list[str] | None) -> No
             "--config": o["config"],
         },
         value=o["value"] or _default_value(o["data"], screen),
+        ctx=o["ctx"],
         settings={k: (str(v) if isinstance(v, Path) else v) for k, v in o.items() if k != "ctx"},
     )
     estimator.save(
