@@ -275,6 +275,25 @@ def split_list(option: str, text: str) -> list[str]:
     return items
 
 
+def read_genes(path: Path | None, encoding: str | None = None) -> list[str] | None:
+    """``--genes FILE``: the gene list (None without the option); an empty list is an error."""
+    if path is None:
+        return None
+    try:
+        from leapscreen.data import read_gene_list
+    except ImportError:  # not re-exported yet
+        from leapscreen.data.genesets import read_gene_list
+
+    genes = read_gene_list(path, encoding=encoding) if encoding else read_gene_list(path)
+    if not genes:
+        raise InputError(
+            "the gene list (--genes) names no gene",
+            path=path,
+            fix="list one gene symbol a line, or a table with a 'gene' column",
+        )
+    return list(genes)
+
+
 # ------------------------------------------------------------------------------- provenance
 
 

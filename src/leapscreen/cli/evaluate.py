@@ -19,6 +19,7 @@ from leapscreen.cli._options import (
     check_models,
     check_ranges,
     provenance,
+    read_genes,
     split_list,
 )
 from leapscreen.cli.model import check_latent_dim, load_training_data, write_table_atomic
@@ -211,13 +212,7 @@ def evaluate_command(
         raise InputError(
             "--out exists and is not a directory", path=out, fix="choose another --out"
         )
-    gene_list = None
-    if o["genes"] is not None:
-        from leapscreen.data import read_gene_list
-
-        gene_list = read_gene_list(o["genes"])
-        if not gene_list:
-            raise InputError("the gene list is empty", path=o["genes"], fix="list one gene a line")
+    gene_list = read_genes(o["genes"], o["encoding"])
     _evaluate(o, names, out, gene_list)
 
 

@@ -21,6 +21,7 @@ from leapscreen.cli._options import (
     check_models,
     check_ranges,
     provenance,
+    read_genes,
     split_list,
 )
 from leapscreen.data.dataset import ScreenData
@@ -51,7 +52,11 @@ def load_training_data(
         if str(data) == "demo":
             from leapscreen.datasets import gdsc_demo
 
-            screen = gdsc_demo(opts["value"]) if opts.get("value") else gdsc_demo()
+            if opts.get("value"):
+                check_choice("--value", opts["value"], DEMO_VALUES)
+                screen = gdsc_demo(opts["value"])
+            else:
+                screen = gdsc_demo()
         elif data.is_dir():
             screen = ScreenData.read_parquet(data)
         else:
@@ -200,13 +205,7 @@ def fit_command(
     o["device"] = check_device(o["device"])
     out = Path(o["out"])
     check_out_dir(out, o["overwrite"])
-    gene_list = None
-    if o["genes"] is not None:
-        from leapscreen.data import read_gene_list
-
-        gene_list = read_gene_list(o["genes"])
-        if not gene_list:
-            raise InputError("the gene list is empty", path=o["genes"], fix="list one gene a line")
+    gene_list = read_genes(o["genes"], o["encoding"])
 
     from leapscreen.persist.atomic import target_lock
 
@@ -532,6 +531,7 @@ def demo_command(
     )
 
 
+DEMO_VALUES = ("LN_IC50", "AUC", "AAC")
 DEMO_PARAMS: dict[str, Any] = {"latent_dim": 64, "n_genes": 2000, "random_state": 0}
 
 
