@@ -53,9 +53,12 @@ def _as_matrix(X: Any) -> np.ndarray:
     return X
 
 
-def _as_labels(sources: Sequence[Any] | np.ndarray | None, n: int) -> np.ndarray:
+def as_labels(
+    sources: Sequence[Any] | np.ndarray | None, n: int, default: str = DEFAULT_SOURCE
+) -> np.ndarray:
+    """Source labels as an object array of str (``default`` for all when none are given)."""
     if sources is None:
-        return np.full(n, DEFAULT_SOURCE, dtype=object)
+        return np.full(n, default, dtype=object)
     labels = np.asarray([str(s) for s in np.asarray(sources, dtype=object).ravel()], dtype=object)
     if labels.shape[0] != n:
         raise ValueError(f"sources has {labels.shape[0]} labels for {n} samples")
@@ -199,7 +202,7 @@ class SourceAligner:
         if int(self.min_source_samples) < 2:
             raise ValueError("min_source_samples must be >= 2")
         X = _as_matrix(X)
-        labels = _as_labels(sources, X.shape[0])
+        labels = as_labels(sources, X.shape[0])
         if X.shape[0] < 1:
             raise ValueError("X has no samples")
         names = list(dict.fromkeys(labels.tolist()))
@@ -307,7 +310,7 @@ class SourceAligner:
                     "label of each sample"
                 )
             return np.full(n, self.sources_[0], dtype=object)
-        return _as_labels(sources, n)
+        return as_labels(sources, n)
 
     def affine(self, source: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The per-gene map ``x_aligned = x * scale + shift`` of a fitted source.

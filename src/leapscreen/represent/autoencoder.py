@@ -37,6 +37,7 @@ used or loaded.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -45,8 +46,13 @@ import numpy as np
 
 from leapscreen.base import BaseRepresentation
 from leapscreen.registry import register_representation
-from leapscreen.represent._common import check_fitted, stack_unlabelled, validate_input
-from leapscreen.represent.align import SourceAligner
+from leapscreen.represent._common import (
+    PooledFitMixin,
+    check_fitted,
+    stack_unlabelled,
+    validate_input,
+)
+from leapscreen.represent.align import SourceAligner, as_labels
 
 if TYPE_CHECKING:  # pragma: no cover
     from leapscreen.represent._network import AENet
@@ -71,7 +77,7 @@ def __getattr__(name: str) -> Any:
 
 
 @register_representation("ae")
-class Autoencoder(BaseRepresentation):
+class Autoencoder(PooledFitMixin, BaseRepresentation):
     """Autoencoder of scaled expression (optionally masked and noised), trained with torch.
 
     Parameters
@@ -111,6 +117,9 @@ class Autoencoder(BaseRepresentation):
         Learning rate after the warm-up: cosine decay to 0 at ``max_epochs``, or constant
         (the reference's schedule is ``lr=1e-4, batch_size=1024, max_epochs=1000, patience=20,
         warmup_epochs=0, schedule="constant"``).
+
+    ``fit(X, y=None, *, X_unlabelled=None, ...)`` trains on ``X`` and ``X_unlabelled`` pooled;
+    ``y`` and source labels are ignored (see :class:`DAMAE` for sources).
 
     Attributes
     ----------
@@ -162,12 +171,6 @@ class Autoencoder(BaseRepresentation):
         self.min_delta = min_delta
         self.schedule = schedule
 
-    def __sklearn_tags__(self):  # noqa: ANN204 - sklearn's Tags object
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = []  # always float32 (the network's dtype)
-        tags.non_deterministic = False
-        return tags
-
     # ------------------------------------------------------------------ helpers
     @property
     def is_linear(self) -> bool:  # type: ignore[override]
@@ -218,7 +221,7 @@ class Autoencoder(BaseRepresentation):
     def _validate(self, X: Any, *, reset: bool) -> np.ndarray:
         return validate_input(self, X, reset=reset, dtype=np.float32)
 
-    def _fit_array(self, X: np.ndarray) -> None:
+    def _fit_matrix(self, X: np.ndarray) -> None:
         """Train the network on a validated float32 matrix and set the fitted attributes."""
         cfg = self._config()
         from leapscreen.represent._training import train
@@ -245,36 +248,6 @@ class Autoencoder(BaseRepresentation):
         return self._net
 
     # ------------------------------------------------------------------ fit / transform
-    def fit(
-        self,
-        X: Any,
-        y: Any = None,
-        *,
-        sources: Any = None,
-        X_unlabelled: Any = None,
-        sources_unlabelled: Any = None,
-    ) -> Autoencoder:
-        """Train on ``X`` and the unlabelled samples pooled (samples x genes, already scaled).
-
-        Parameters
-        ----------
-        X : array of shape (n_samples, n_genes)
-        y : ignored
-            Representations never see the responses (accepted for ``Pipeline``).
-        sources, sources_unlabelled : ignored
-            Source labels matter only to :class:`DAMAE`.
-        X_unlabelled : array of shape (m, n_genes), optional
-            Extra samples (expression only) trained on together with ``X``.
-
-        Returns
-        -------
-        Autoencoder
-            ``self``.
-        """
-        X = self._validate(X, reset=True)
-        self._fit_array(stack_unlabelled(self, X, X_unlabelled))
-        return self
-
     def _prepare(self, X: Any, sources: Any = None) -> np.ndarray:
         return self._validate(X, reset=False)
 
@@ -349,6 +322,12 @@ class Autoencoder(BaseRepresentation):
         self._net = net.to(torch.device(self.device)).eval()
 
 
+def _base_params(values: dict[str, Any]) -> dict[str, Any]:
+    """A subclass's ``__init__`` arguments that :class:`Autoencoder` takes (from ``locals()``)."""
+    names = inspect.signature(Autoencoder.__init__).parameters
+    return {k: v for k, v in values.items() if k in names and k != "self"}
+
+
 @register_representation("mae")
 class MaskedAutoencoder(Autoencoder):
     """:class:`Autoencoder` with VIME masking on by default (``mask_prob=0.3``)."""
@@ -372,34 +351,7 @@ class MaskedAutoencoder(Autoencoder):
         min_delta: float = 1e-4,
         schedule: str = "cosine",
     ) -> None:
-        super().__init__(
-            latent_dim=latent_dim,
-            hidden_dims=hidden_dims,
-            mask_prob=mask_prob,
-            noise_std=noise_std,
-            lr=lr,
-            batch_size=batch_size,
-            max_epochs=max_epochs,
-            patience=patience,
-            val_fraction=val_fraction,
-            weight_decay=weight_decay,
-            random_state=random_state,
-            device=device,
-            warmup_epochs=warmup_epochs,
-            retrain=retrain,
-            min_delta=min_delta,
-            schedule=schedule,
-        )
-
-
-def _labels(sources: Any, n: int, default: str, what: str = "sources") -> np.ndarray:
-    """Source labels as an object array of str, ``default`` for all when none are given."""
-    if sources is None:
-        return np.full(n, default, dtype=object)
-    labels = np.asarray([str(s) for s in np.asarray(sources, dtype=object).ravel()], dtype=object)
-    if labels.shape[0] != n:
-        raise ValueError(f"got {labels.shape[0]} source labels ({what}) for {n} samples")
-    return labels
+        super().__init__(**_base_params(locals()))
 
 
 @register_representation("damae")
@@ -410,6 +362,11 @@ class DAMAE(MaskedAutoencoder):
     (``X_unlabelled``, same gene columns, e.g. ``preprocessor.transform(other_expression)``), each
     source is aligned with :class:`~leapscreen.represent.align.SourceAligner`, and a masked
     autoencoder (optionally with Gaussian noise) is trained on the pool.
+
+    ``fit(X, y=None, *, sources=None, X_unlabelled=None, sources_unlabelled=None)``: ``sources``
+    label the rows of ``X`` (default all :data:`PRIMARY_SOURCE`), ``sources_unlabelled`` those of
+    ``X_unlabelled`` (default all ``"extra"``); ``y`` is ignored, never taken for sources. The
+    most frequent source of ``X`` becomes ``primary_source_``.
 
     Parameters
     ----------
@@ -450,73 +407,29 @@ class DAMAE(MaskedAutoencoder):
         align: str = "standardize",
         min_source_samples: int = 10,
     ) -> None:
-        super().__init__(
-            latent_dim=latent_dim,
-            hidden_dims=hidden_dims,
-            mask_prob=mask_prob,
-            noise_std=noise_std,
-            lr=lr,
-            batch_size=batch_size,
-            max_epochs=max_epochs,
-            patience=patience,
-            val_fraction=val_fraction,
-            weight_decay=weight_decay,
-            random_state=random_state,
-            device=device,
-            warmup_epochs=warmup_epochs,
-            retrain=retrain,
-            min_delta=min_delta,
-            schedule=schedule,
-        )
+        super().__init__(**_base_params(locals()))
         self.align = align
         self.min_source_samples = min_source_samples
 
-    def fit(
-        self,
-        X: Any,
-        y: Any = None,
-        *,
-        sources: Any = None,
-        X_unlabelled: Any = None,
-        sources_unlabelled: Any = None,
-    ) -> DAMAE:
-        """Align the pooled samples per source and train the masked autoencoder on them.
-
-        Parameters
-        ----------
-        X : array of shape (n, genes)
-            Screened samples (scaled expression).
-        y : ignored
-            Never used as source labels (accepted for ``Pipeline``).
-        sources : sequence, optional
-            Source of each row of ``X``; default all :data:`PRIMARY_SOURCE`.
-        X_unlabelled : array of shape (m, genes), optional
-            Unlabelled samples of other data sets, same gene columns as ``X``.
-        sources_unlabelled : sequence, optional
-            Source of each row of ``X_unlabelled``; default all ``"extra"``.
-
-        Returns
-        -------
-        DAMAE
-            ``self``.
-        """
-        X = self._validate(X, reset=True)
-        labels = _labels(sources, X.shape[0], PRIMARY_SOURCE)
+    def _fit_validated(
+        self, X: np.ndarray, sources: Any, X_unlabelled: Any, sources_unlabelled: Any
+    ) -> None:
+        """Align the pooled samples per source and train the masked autoencoder on them."""
+        labels = as_labels(sources, X.shape[0], PRIMARY_SOURCE)
         values, counts = np.unique(labels, return_counts=True)
         primary = str(values[np.argmax(counts)])
         pooled = stack_unlabelled(self, X, X_unlabelled)
         pooled_labels = labels
         if X_unlabelled is not None:
             n_extra = pooled.shape[0] - X.shape[0]
-            extra_labels = _labels(sources_unlabelled, n_extra, "extra", "sources_unlabelled")
+            extra_labels = as_labels(sources_unlabelled, n_extra, "extra")
             pooled_labels = np.concatenate([labels, extra_labels])
         aligner = SourceAligner(self.align, min_source_samples=int(self.min_source_samples))
         aligned = aligner.fit_transform(pooled.astype(np.float64), pooled_labels)
         self.aligner_ = aligner
         self.primary_source_ = primary
         self.n_pooled_ = int(pooled.shape[0])
-        self._fit_array(aligned.astype(np.float32))
-        return self
+        self._fit_matrix(aligned.astype(np.float32))
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
         """Fit, then encode ``X`` with the source labels given to the fit."""
@@ -524,7 +437,7 @@ class DAMAE(MaskedAutoencoder):
 
     def _prepare(self, X: Any, sources: Any = None) -> np.ndarray:
         X = self._validate(X, reset=False)
-        labels = _labels(sources, X.shape[0], self.primary_source_)
+        labels = as_labels(sources, X.shape[0], self.primary_source_)
         return self.aligner_.transform(X.astype(np.float64), labels).astype(np.float32)
 
     def transform(self, X: Any, sources: Any = None) -> np.ndarray:  # type: ignore[override]

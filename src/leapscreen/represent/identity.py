@@ -8,14 +8,16 @@ import numpy as np
 
 from leapscreen.base import BaseRepresentation
 from leapscreen.registry import register_representation
-from leapscreen.represent._common import check_fitted, validate_input
+from leapscreen.represent._common import PooledFitMixin, check_fitted, validate_input
 
 __all__ = ["IdentityRepresentation"]
 
 
 @register_representation("genes")
-class IdentityRepresentation(BaseRepresentation):
+class IdentityRepresentation(PooledFitMixin, BaseRepresentation):
     """The preprocessed genes themselves; linear (``W`` the identity, ``b`` zero), no seed.
+
+    ``fit`` records the number of genes; ``y``, sources and unlabelled samples change nothing.
 
     Attributes
     ----------
@@ -28,24 +30,8 @@ class IdentityRepresentation(BaseRepresentation):
     is_linear = True
     seeded = False
 
-    def __sklearn_tags__(self):  # noqa: ANN204 - sklearn's Tags object
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = []  # always float32, like every representation
-        return tags
-
-    def fit(
-        self,
-        X: Any,
-        y: Any = None,
-        *,
-        sources: Any = None,
-        X_unlabelled: Any = None,
-        sources_unlabelled: Any = None,
-    ) -> IdentityRepresentation:
-        """Record the number of genes (``y``, sources and unlabelled samples are ignored)."""
-        X = validate_input(self, X, reset=True, dtype=np.float32)
+    def _fit_matrix(self, X: np.ndarray) -> None:
         self.n_features_ = int(X.shape[1])
-        return self
 
     def transform(self, X: Any) -> np.ndarray:
         """``X`` itself, as float32."""

@@ -10,13 +10,13 @@ from sklearn.decomposition import PCA
 
 from leapscreen.base import BaseRepresentation
 from leapscreen.registry import register_representation
-from leapscreen.represent._common import check_fitted, stack_unlabelled, validate_input
+from leapscreen.represent._common import PooledFitMixin, check_fitted, validate_input
 
 __all__ = ["PCARepresentation"]
 
 
 @register_representation("pca", leap_params={"latent_dim": "n_components"})
-class PCARepresentation(BaseRepresentation):
+class PCARepresentation(PooledFitMixin, BaseRepresentation):
     """Principal components of the (already scaled) expression.
 
     Parameters
@@ -47,31 +47,11 @@ class PCARepresentation(BaseRepresentation):
         self.random_state = random_state
         self.svd_solver = svd_solver
 
-    def __sklearn_tags__(self):  # noqa: ANN204 - sklearn's Tags object
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = []  # always float32, like every representation
-        return tags
+    _fit_dtype = np.float64
+    _min_features = 2
 
-    def fit(
-        self,
-        X: Any,
-        y: Any = None,
-        *,
-        sources: Any = None,
-        X_unlabelled: Any = None,
-        sources_unlabelled: Any = None,
-    ) -> PCARepresentation:
-        """Fit the components on ``X`` and the unlabelled samples pooled (samples x genes).
-
-        ``y`` and the source labels are ignored.
-
-        Returns
-        -------
-        PCARepresentation
-            ``self``.
-        """
-        X = validate_input(self, X, reset=True, dtype=np.float64, ensure_min_features=2)
-        X = stack_unlabelled(self, X, X_unlabelled)
+    def _fit_matrix(self, X: np.ndarray) -> None:
+        """Fit the components on the pooled samples (``fit`` validates and pools them)."""
         if int(self.n_components) < 1:
             raise ValueError(f"n_components must be >= 1, got {self.n_components}")
         cap = min(X.shape) - 1
@@ -79,7 +59,7 @@ class PCARepresentation(BaseRepresentation):
         if k > cap:
             warnings.warn(
                 f"n_components={k} exceeds min(n_samples, n_genes) - 1 = {cap}; using {cap}",
-                stacklevel=2,
+                stacklevel=3,
             )
             k = cap
         pca = PCA(n_components=k, svd_solver=self.svd_solver, random_state=self.random_state)
@@ -89,7 +69,6 @@ class PCARepresentation(BaseRepresentation):
         self.mean_ = pca.mean_.astype(np.float64)
         self.explained_variance_ = pca.explained_variance_.astype(np.float64)
         self.explained_variance_ratio_ = pca.explained_variance_ratio_.astype(np.float64)
-        return self
 
     def linear_map(self) -> tuple[np.ndarray, np.ndarray]:
         """The representation as ``X @ W + b``.

@@ -100,31 +100,18 @@ same seed gives identical output, and the expression does not depend on ``n_pert
 
 Layout: one module per step of :func:`simulate_screen` (:mod:`.params`, :mod:`.structure`,
 :mod:`.expression`, :mod:`.drivers`, :mod:`.responses`, packaging in :mod:`.screen`), the
-planted truth in :mod:`.truth`, writing in :mod:`.writers` and reading back in :mod:`.reader`.
+planted truth in :mod:`.truth`, writing in :mod:`.writers` and reading back in :mod:`.reader`;
+file names and other constants in :mod:`._constants`.
 """
 
-from leapscreen.data.simulate._constants import (
-    DEPMAP_DRUG_FILE,
-    DEPMAP_EXPRESSION_FILE,
-    DEPMAP_GENE_EFFECT_FILE,
-    DEPMAP_MODEL_FILE,
-    H5AD_FILE,
-    SIMULATION_FORMAT_VERSION,
-    TRUTH_DIR,
-)
+from leapscreen.data.simulate._constants import SIMULATION_FORMAT_VERSION
 from leapscreen.data.simulate.reader import read_simulation_truth
 from leapscreen.data.simulate.screen import simulate_screen
 from leapscreen.data.simulate.truth import SimulationTruth
 from leapscreen.data.simulate.writers import existing_outputs, planned_files, write_simulated
 
 __all__ = [
-    "DEPMAP_DRUG_FILE",
-    "DEPMAP_EXPRESSION_FILE",
-    "DEPMAP_GENE_EFFECT_FILE",
-    "DEPMAP_MODEL_FILE",
-    "H5AD_FILE",
     "SIMULATION_FORMAT_VERSION",
-    "TRUTH_DIR",
     "SimulationTruth",
     "existing_outputs",
     "planned_files",
