@@ -101,3 +101,23 @@ def test_label_groups_by_missingness_pattern():
     groups = label_groups(labelled, np.arange(5))
     assert sorted(groups.values()) == [[0, 2], [1, 3], [4]]
     assert list(label_groups(labelled, np.array([3, 4])).values()) == [[3], [4]]
+
+
+def test_each_head_chooses_by_its_declared_tie_preference():
+    rng = np.random.default_rng(5)
+    Z = rng.standard_normal((70, 6))
+    B = rng.standard_normal((6, 5)) * (rng.random((6, 5)) < 0.3)
+    Y = Z @ B + rng.standard_normal((70, 5))
+    Y[rng.random(Y.shape) < 0.2] = np.nan
+    assert (PSLassoHead.alpha_tie, RidgeHead.alpha_tie) == ("smaller", "larger")
+    lasso = PSLassoHead(n_alphas=8).fit(Z, Y)
+    for j in range(Y.shape[1]):
+        i = choose_alpha(lasso.cv_scores_[:, [j]], lasso.alphas_[:, j], "smaller")[0]
+        assert lasso.alpha_[j] == lasso.alphas_[i, j]
+    for cv in (5, "loo"):
+        ridge = RidgeHead(cv=cv, alphas=[1.0, 1e6, 1e7, 1e8]).fit(Z, Y)  # huge alphas: same ranks
+        assert not ridge.fallback_.any()
+        larger = choose_alpha(ridge.cv_scores_, ridge.alphas_, "larger")
+        if cv == 5:  # k-fold predictions at huge alphas are scaled copies: tied Spearman scores
+            assert (larger != choose_alpha(ridge.cv_scores_, ridge.alphas_, "smaller")).any()
+        np.testing.assert_array_equal(ridge.alpha_, ridge.alphas_[larger])

@@ -15,7 +15,8 @@ only. What they share, in one place:
   wins. PS-LASSO prefers the smaller alpha (``prefer="smaller"``: the denser model, as the reference
   procedure of LEAP does); ridge prefers the larger (``prefer="larger"``: the more regularised
   model). Either way a tie goes to the alpha visited last when the grid is visited from the least
-  to the most preferred end, which lets PS-LASSO choose while it walks down its path.
+  to the most preferred end, which lets PS-LASSO choose while it walks down its path. Each head
+  declares its preference as the class attribute ``alpha_tie``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 
 __all__ = [
     "TIE",
+    "Preference",
     "RunningBest",
     "choose_alpha",
     "corr_of_ranks",

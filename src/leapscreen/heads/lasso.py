@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -38,7 +38,13 @@ from threadpoolctl import threadpool_limits
 from leapscreen.base import LinearHeadMixin
 from leapscreen.errors import InputError
 from leapscreen.heads._checks import CheckedHead
-from leapscreen.heads._cv import fallback_columns, kfold_assignment, label_groups, spearman_columns
+from leapscreen.heads._cv import (
+    Preference,
+    fallback_columns,
+    kfold_assignment,
+    label_groups,
+    spearman_columns,
+)
 from leapscreen.heads._solvers._linalg import _default_jobs, _Workers
 from leapscreen.heads._solvers.cv_path import PathCV, plan_batches, solve_groups
 from leapscreen.registry import register_head
@@ -108,6 +114,10 @@ class PSLassoHead(LinearHeadMixin, CheckedHead):
         coordinate descent), ``unconverged`` (of those, not within ``tol`` after ``max_iter``),
         ``groups`` (distinct missingness patterns).
     """
+
+    #: which alpha wins a tie of mean CV scores (see :func:`leapscreen.heads._cv.choose_alpha`):
+    #: the smaller, as LEAP's reference procedure; the path solver visits the grid in that order
+    alpha_tie: ClassVar[Preference] = "smaller"
 
     def __init__(
         self,

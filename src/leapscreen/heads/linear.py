@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from leapscreen.base import LinearHeadMixin
 from leapscreen.errors import InputError
 from leapscreen.heads._checks import CheckedHead
 from leapscreen.heads._cv import (
+    Preference,
     choose_alpha,
     fallback_columns,
     kfold_assignment,
@@ -97,6 +98,10 @@ class RidgeHead(LinearHeadMixin, CheckedHead):
         Mean validation score (Spearman, or minus the MSE).
     n_train_ : ndarray (p,); fallback_ : ndarray (p,) of bool
     """
+
+    #: which alpha wins a tie of mean CV scores (see :func:`leapscreen.heads._cv.choose_alpha`):
+    #: the larger, the more regularised model
+    alpha_tie: ClassVar[Preference] = "larger"
 
     def __init__(
         self,
@@ -218,7 +223,7 @@ class RidgeHead(LinearHeadMixin, CheckedHead):
                     total += score(pred, Yv[va][:, cols])
                     fold_models.append((*fit, Uy, ym))
                 mean_score = total / k
-            best = choose_alpha(mean_score, grid, prefer="larger")
+            best = choose_alpha(mean_score, grid, prefer=self.alpha_tie)
             scores[:, cols] = mean_score
             chosen[cols] = grid[best]
             for f, (Xs, mean, scale, keep, U, s2, Uy, ym) in enumerate(fold_models):
