@@ -31,6 +31,10 @@ HEADS: dict[str, dict[str, str]] = {
     "MeanHead": {"check_supervised_y_no_nan": _NAN_TARGETS},
 }
 
+# Every representation passes every check (tests/represent/test_sklearn_contract.py): the one
+# deliberate departure, float32 output whatever the input dtype (the networks' dtype, and what
+# LEAP's heads receive), is declared with the tag transformer_tags.preserves_dtype = [] rather
+# than listed here, so check_transformer_preserve_dtypes does not apply.
 REPRESENTATIONS: dict[str, dict[str, str]] = {}
 
 
