@@ -101,7 +101,7 @@ same seed gives identical output, and the expression does not depend on ``n_pert
 Layout: one module per step of :func:`simulate_screen` (:mod:`.params`, :mod:`.structure`,
 :mod:`.expression`, :mod:`.drivers`, :mod:`.responses`, packaging in :mod:`.screen`), the
 planted truth in :mod:`.truth`, writing in :mod:`.writers` and reading back in :mod:`.reader`;
-file names and other constants in :mod:`._constants`.
+shared constants in :mod:`._constants`.
 """
 
 from leapscreen.data.simulate._constants import SIMULATION_FORMAT_VERSION

@@ -1,4 +1,4 @@
-"""Constants of the simulator: file names, DepMap lineages, response scales, block sizes."""
+"""Constants shared by the simulator's steps: truth format, DepMap lineages, scales, blocks."""
 
 from __future__ import annotations
 
@@ -6,17 +6,7 @@ import numpy as np
 
 SIMULATION_FORMAT_VERSION = 1
 
-#: DepMap file names written by ``write_simulated(format="depmap")``.
-DEPMAP_EXPRESSION_FILE = "OmicsExpressionProteinCodingGenesTPMLogp1.csv"
-DEPMAP_GENE_EFFECT_FILE = "CRISPRGeneEffect.csv"
-DEPMAP_DRUG_FILE = "DrugResponse.csv"
-DEPMAP_MODEL_FILE = "Model.csv"
-H5AD_FILE = "screen.h5ad"
 TRUTH_DIR = "truth"
-
-# Fake Entrez IDs: distinct ranges for genes and perturbations.
-_GENE_ENTREZ_BASE = 10_000_001
-_PERT_ENTREZ_BASE = 20_000_001
 
 # OncotreeLineage / OncotreePrimaryDisease pairs as in DepMap's Model.csv (most frequent first).
 _LINEAGES = (
@@ -53,20 +43,6 @@ _SCALES = {
     ("drug", True): (-2.0, 0.5, None, 0.3, 0.3),
     ("drug", False): (2.5, 1.5, None, 0.8, 0.4),
 }
-
-_TRUTH_FILES = (
-    "coefficients.parquet",
-    "perturbations.parquet",
-    "programme_coefficients.parquet",
-    "lineage_effects.parquet",
-    "noise_free_responses.parquet",
-    "programme_activity.parquet",
-    "gene_modules.parquet",
-    "genes.parquet",
-    "expression_lineage_effects.parquet",
-    "samples.parquet",
-    "simulation.json",
-)
 
 _EXPR_BLOCK = 2048  # genes per expression block
 _LOG_TPM_MAX = float(np.log2(1e6 + 1.0))  # TPM sums to a million

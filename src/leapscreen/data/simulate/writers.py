@@ -16,24 +16,39 @@ import numpy as np
 import pandas as pd
 
 from leapscreen.data.dataset import ScreenData
-from leapscreen.data.simulate._constants import (
-    _GENE_ENTREZ_BASE,
-    _PERT_ENTREZ_BASE,
-    _TRUTH_FILES,
-    DEPMAP_DRUG_FILE,
-    DEPMAP_EXPRESSION_FILE,
-    DEPMAP_GENE_EFFECT_FILE,
-    DEPMAP_MODEL_FILE,
-    H5AD_FILE,
-    SIMULATION_FORMAT_VERSION,
-    TRUTH_DIR,
-)
+from leapscreen.data.simulate._constants import SIMULATION_FORMAT_VERSION, TRUTH_DIR
 from leapscreen.data.simulate.truth import SimulationTruth
 from leapscreen.errors import InputError
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["existing_outputs", "planned_files", "write_simulated"]
+
+#: DepMap file names written by ``write_simulated(format="depmap")``.
+DEPMAP_EXPRESSION_FILE = "OmicsExpressionProteinCodingGenesTPMLogp1.csv"
+DEPMAP_GENE_EFFECT_FILE = "CRISPRGeneEffect.csv"
+DEPMAP_DRUG_FILE = "DrugResponse.csv"
+DEPMAP_MODEL_FILE = "Model.csv"
+H5AD_FILE = "screen.h5ad"
+
+# Fake Entrez IDs: distinct ranges for genes and perturbations.
+_GENE_ENTREZ_BASE = 10_000_001
+_PERT_ENTREZ_BASE = 20_000_001
+
+#: files written under truth/ (read back by read_simulation_truth)
+_TRUTH_FILES = (
+    "coefficients.parquet",
+    "perturbations.parquet",
+    "programme_coefficients.parquet",
+    "lineage_effects.parquet",
+    "noise_free_responses.parquet",
+    "programme_activity.parquet",
+    "gene_modules.parquet",
+    "genes.parquet",
+    "expression_lineage_effects.parquet",
+    "samples.parquet",
+    "simulation.json",
+)
 
 
 def _csv_header(names: list[str]) -> str:
