@@ -165,3 +165,15 @@ def test_importing_representations_does_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_model_trained_on_a_gpu_loads_and_transforms_on_the_cpu():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device: the CPU round trip above covers the loading path")
+    X = _expression()
+    rep = DAMAE(**FAST, device="cuda").fit(X)
+    state = get_state(rep)
+    back = set_state(DAMAE, state, state.arrays, state.texts, params={"device": "cpu"})
+    assert back.device == "cpu" and all(p.device.type == "cpu" for p in back.net_.parameters())
+    np.testing.assert_allclose(back.transform(X), rep.transform(X), rtol=1e-4, atol=1e-5)
