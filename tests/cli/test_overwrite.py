@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -167,11 +166,26 @@ def test_interrupted_fit_keeps_the_old_model(screen_files, tmp_path, monkeypatch
 
 
 def test_concurrent_fit_gets_a_clear_error(screen_files, tmp_path):
+    import socket
+
     out = tmp_path / "model"
-    with atomic.target_lock(out):  # another writer (this process, alive) holds --out
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:  # another live process holds the lock on --out
+        atomic.lock_path(out).write_text(f"{other.pid} {socket.gethostname()}\n")
         res = _fit(screen_files["dataset"], out)
-    assert_clean_error(res, "another leapscreen process", str(os.getpid()), "--out")
-    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, lock released
+        assert_clean_error(res, "another leapscreen process", str(other.pid), "--out")
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".model.lock"]  # its lock, kept
+        assert not out.exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_lock_is_reentrant_in_one_process(tmp_path):
+    target = tmp_path / "model"
+    with atomic.target_lock(target), atomic.target_lock(target):
+        assert atomic.lock_path(target).exists()
+    assert not atomic.lock_path(target).exists()
 
 
 def test_stale_lock_of_a_dead_process_is_taken_over(screen_files, tmp_path):

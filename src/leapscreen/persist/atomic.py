@@ -29,6 +29,7 @@ from leapscreen.errors import InputError
 MODEL_META_FILE = "leapscreen_model.json"
 MODEL_FORMAT = "leapscreen.LEAP"
 _RENAME_EXCHANGE = 2
+_HELD: set[str] = set()  # lock files this process holds (target_lock is re-entrant)
 
 
 def _umask() -> int:
@@ -128,8 +129,14 @@ def target_lock(target: Path, option: str = "--out") -> Iterator[Path]:
 
     A second writer gets an :class:`InputError` naming the running process. A lock left by a
     process that no longer runs (same host) is taken over. The lock file is removed on exit.
+    Re-entrant within one process (the CLI holds the lock around fitting; ``save_model`` may take
+    it again around the publish).
     """
     path = lock_path(target)
+    key = str(path.resolve())
+    if key in _HELD:
+        yield path
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(3):
         try:
@@ -156,9 +163,11 @@ def target_lock(target: Path, option: str = "--out") -> Iterator[Path]:
         raise InputError(
             f"cannot take the lock file {path}", path=target, fix="remove the lock file by hand"
         )
+    _HELD.add(key)
     try:
         yield path
     finally:
+        _HELD.discard(key)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
 
