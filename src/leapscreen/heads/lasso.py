@@ -4,7 +4,7 @@ The estimator reproduces the reference procedure of LEAP (see ``LEAP-METHOD.md``
 for every perturbation (a column of ``Y``), over that perturbation's labelled rows only,
 
 * the rows are split into ``n_folds`` folds (a seeded shuffle, then contiguous chunks of the sizes
-  :class:`sklearn.model_selection.KFold` uses; see :func:`kfold_assignment`);
+  :class:`sklearn.model_selection.KFold` uses; see :func:`~leapscreen.heads._cv.kfold_assignment`);
 * the alpha grid has ``n_alphas`` values log-spaced from ``eps * alpha_max`` to ``alpha_max``, where
   ``alpha_max = max|X^T (y - mean y)| / (n * l1_ratio)`` on the labelled rows (standardised features
   when ``standardize=True``), exactly as scikit-learn defines it;
@@ -38,20 +38,14 @@ from threadpoolctl import threadpool_limits
 from leapscreen.base import LinearHeadMixin
 from leapscreen.errors import InputError
 from leapscreen.heads._checks import CheckedHead
-from leapscreen.heads._cv import (
-    Preference,
-    fallback_columns,
-    kfold_assignment,
-    label_groups,
-    spearman_columns,
-)
+from leapscreen.heads._cv import Preference, fallback_columns, label_groups
 from leapscreen.heads._solvers._linalg import _default_jobs, _Workers
 from leapscreen.heads._solvers.cv_path import PathCV, plan_batches, solve_groups
 from leapscreen.registry import register_head
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PSLassoHead", "kfold_assignment", "spearman_columns"]
+__all__ = ["PSLassoHead"]
 
 
 @register_head("ps-lasso")
