@@ -199,9 +199,16 @@ def test_stale_lock_of_a_dead_process_is_taken_over(screen_files, tmp_path):
     import socket
 
     atomic.lock_path(out).write_text(f"{proc.stdout.strip()} {socket.gethostname()}\n")
+    half = tmp_path / ".model.ab12_xyz"  # a killed writer's half-written temp dir
+    half.mkdir()
+    (half / "arrays.npz").write_bytes(b"partial")
+    mine = tmp_path / ".model.keepme12"  # same pattern, but holds a user file: left alone
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("x")
     res = _fit(screen_files["dataset"], out)
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.keepme12", "model"]
+    assert (mine / "thesis.tex").read_text() == "x"
 
 
 def test_two_real_processes_one_wins(tmp_path):

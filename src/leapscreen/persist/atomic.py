@@ -17,6 +17,7 @@ import ctypes.util
 import errno
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -145,6 +146,8 @@ def target_lock(target: Path, option: str = "--out") -> Iterator[Path]:
             if _lock_is_stale(path):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
+                remove_stale_temps(target)  # what the dead writer left half-written
+                recover(target)
                 continue
             try:
                 holder = path.read_text(encoding="utf-8").split()[0]
@@ -173,6 +176,31 @@ def target_lock(target: Path, option: str = "--out") -> Iterator[Path]:
 
 
 # ------------------------------------------------------------------------------------ publish
+
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}$")  # tempfile.mkdtemp(prefix=".NAME.")
+_MODEL_FILES = re.compile(r"^(arrays\.npz|leapscreen_model\.json|text_\d{3}\.txt)$")
+
+
+def remove_stale_temps(target: Path) -> list[Path]:
+    """Remove half-written model temp dirs of ``target`` left by a killed writer.
+
+    Only hidden siblings named like ``save_model``'s temp dirs (``.NAME.xxxxxxxx``) that hold
+    nothing but model files are removed; anything else is left alone. Call it only while holding
+    the lock of ``target`` (no live writer).
+    """
+    target = Path(target)
+    removed = []
+    if not target.parent.is_dir():
+        return removed
+    for p in target.parent.iterdir():
+        m = _TEMP_NAME.match(p.name)
+        if not m or m.group("name") != target.name or p.is_symlink() or not p.is_dir():
+            continue
+        entries = list(p.iterdir())
+        if all(e.is_file() and _MODEL_FILES.match(e.name) for e in entries):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
 
 
 def _exchange(a: Path, b: Path) -> bool:
