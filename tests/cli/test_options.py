@@ -141,6 +141,7 @@ CONFIG_BAD = [
     ({"model": "nope"}, ["--model", "nope"]),
     ({"quiet": True}, ["unknown config key 'quiet'"]),
     ("[1, 2]", ["list", "not a table of options"]),
+    ({"seeds": "two", "mdoel": "x", "sedes": 1}, ["keys 'mdoel'", "'model'", "'sedes'"]),
     ("{seeds: 2", ["cannot parse", "JSON"]),
 ]
 

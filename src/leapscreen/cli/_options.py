@@ -146,16 +146,20 @@ def apply_config(ctx: typer.Context, config: Path | None, values: dict[str, Any]
     cfg = read_config(config)
     params = _params(ctx)
     allowed = {name: p for name, p in params.items() if name not in _NOT_IN_CONFIG}
+    unknown = [k for k in cfg if str(k).replace("-", "_") not in allowed]
+    if unknown:
+        hints = {k: _closest(str(k).replace("-", "_"), allowed) for k in unknown}
+        described = ", ".join(
+            f"'{k}'" + (f" (did you mean '{h}'?)" if h else "") for k, h in hints.items()
+        )
+        raise InputError(
+            f"unknown config key{'s' if len(unknown) > 1 else ''} {described} "
+            f"for `leapscreen {ctx.command.name}`",
+            path=config,
+            fix=f"use only these keys: {', '.join(sorted(allowed))}",
+        )
     for raw_key, value in cfg.items():
         key = str(raw_key).replace("-", "_")
-        if key not in allowed:
-            hint = _closest(key, allowed)
-            raise InputError(
-                f"unknown config key '{raw_key}' for `leapscreen {ctx.command.name}`"
-                + (f" (did you mean '{hint}'?)" if hint else ""),
-                path=config,
-                fix=f"use only these keys: {', '.join(sorted(allowed))}",
-            )
         param = allowed[key]
         converted = _convert(value, param, key, config)
         source = ctx.get_parameter_source(key)
