@@ -212,3 +212,20 @@ def test_warnings_are_one_clean_line(capsys):
     err = capsys.readouterr().err
     assert "warning: column 'X' has few labels and more" in " ".join(err.split())
     assert "warnings.warn" not in err and ".py:" not in err
+
+
+def test_fit_summary_names_fallbacks(screen_files, tmp_path, monkeypatch):
+    from leapscreen.ensemble import LEAP
+    from tests.cli.conftest import TINY
+
+    victim = screen_files["perturbations"][2]
+    monkeypatch.setattr(LEAP, "fallback_perturbations", lambda self: [victim], raising=False)
+    out = tmp_path / "m"
+    res = invoke(["fit", "--data", screen_files["dataset"], *TINY, "--out", out])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert victim in text and "training mean" in text and "--min-labels" in text
+    meta = json.loads((out / "leapscreen_model.json").read_text())
+    assert meta["metadata"]["fallback_perturbations"] == [victim]
+    info = json.loads(invoke(["inspect", out, "--json"]).output)
+    assert [p["perturbation"] for p in info["perturbations"] if p["fallback_to_mean"]] == [victim]
