@@ -65,9 +65,9 @@ def nan_r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 class BaseHead(RegressorMixin, BaseEstimator):
     """Base of every head: multi-output, NaN-aware targets, scikit-learn validation.
 
-    Subclasses implement ``fit`` (calling :meth:`_validate_fit` first and ending with
-    :meth:`_set_output_shape`) and ``predict`` (calling :meth:`_validate_predict` and returning
-    through :meth:`_shape_output`).
+    Subclasses implement ``fit`` (calling :meth:`_validate_fit` first) and ``predict`` (calling
+    :meth:`_validate_predict` and returning through :meth:`_shape_output`, which gives 1-D
+    predictions after a 1-D fit).
     """
 
     #: whether the fitted head is one linear map ``Z @ coef_mean_ + intercept_mean_``
@@ -83,6 +83,10 @@ class BaseHead(RegressorMixin, BaseEstimator):
 
     def _validate_fit(self, Z: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
         """``Z`` as finite float64 (n, d); ``Y`` as float64 (n, p), NaN allowed, no infinities."""
+        if Y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
         Zv = validate_data(self, Z, reset=True, dtype=np.float64, ensure_min_samples=1)
         Yv = check_array(
             Y,
@@ -155,6 +159,7 @@ class LinearHeadMixin:
 class BaseRepresentation(TransformerMixin, BaseEstimator):
     """Base of every representation of the preprocessed expression.
 
+    Subclasses implement one fit signature,
     ``fit(X, y=None, *, sources=None, X_unlabelled=None, sources_unlabelled=None)``: ``sources`` are
     the source (dataset / domain) labels of the rows of ``X``; ``X_unlabelled`` extra samples pooled
     into the fit (their expression only). ``y`` is ignored. Linear representations set
@@ -165,17 +170,6 @@ class BaseRepresentation(TransformerMixin, BaseEstimator):
     is_linear: ClassVar[bool] = False
     #: False for representations that do not depend on a seed (the genes): LEAP fits one seed
     seeded: ClassVar[bool] = True
-
-    def fit(
-        self,
-        X: Any,
-        y: Any = None,
-        *,
-        sources: Any = None,
-        X_unlabelled: Any = None,
-        sources_unlabelled: Any = None,
-    ) -> BaseRepresentation:  # pragma: no cover - the interface
-        raise NotImplementedError
 
     def linear_map(self) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - the interface
         raise NotImplementedError(f"{type(self).__name__} is not linear")

@@ -212,6 +212,16 @@ def evaluate_command(
         raise InputError(
             "--out exists and is not a directory", path=out, fix="choose another --out"
         )
+    if out.is_dir() and any(out.iterdir()) and not (out / "cache" / "settings.json").is_file():
+        # results.csv, report.html, figures/ are replaced on every run: only in leapscreen's own
+        # evaluation directory (it holds cache/settings.json), never among the user's files
+        raise InputError(
+            "--out is a directory that does not hold a leapscreen evaluation (no cache/"
+            "settings.json); leapscreen writes results.csv, report.html and figures/ there and "
+            "would replace files of yours",
+            path=out,
+            fix="choose a new or empty --out directory (nothing was changed)",
+        )
     gene_list = read_genes(o["genes"], o["encoding"])
     _evaluate(o, names, out, gene_list)
 
@@ -361,10 +371,13 @@ def _write_outputs(out: Path, result, names: list[str], task: str) -> None:
         )
     }
     leap = [m for m in names if m.startswith("leap")]
+    # the single-representation counterpart of leap-H is H (ps-lasso for leap-ps-lasso, ...)
+    pairs = [(m.removeprefix("leap-"), m) for m in leap if m.removeprefix("leap-") in names]
     single = [m for m in names if m in ("ps-lasso", "pca-ps-lasso")]
-    if leap and single:
+    if pairs or (leap and single):
+        x_model, y_model = pairs[0] if pairs else (single[0], leap[0])
         figures["LEAP vs single representation"] = plot_model_scatter(
-            result.per_perturbation, x_model=single[0], y_model=leap[0]
+            result.per_perturbation, x_model=x_model, y_model=y_model
         )
     elif "ridge" in names and leap:
         figures["LEAP vs ridge"] = plot_model_scatter(

@@ -35,7 +35,7 @@ import numpy as np
 from leapscreen._version import __version__
 from leapscreen.base import get_state, set_state
 from leapscreen.errors import InputError, ModelFormatError
-from leapscreen.persist.atomic import publish_directory
+from leapscreen.persist.atomic import check_replaceable, publish_directory, target_lock
 
 FORMAT = "leapscreen.LEAP"
 FORMAT_VERSION = 2
@@ -102,6 +102,14 @@ def save_model(model, directory, overwrite: bool = False, metadata: dict[str, An
     metadata = metadata or {}
     json.dumps(metadata)  # fail before writing anything if the metadata is not JSON-able
     target.parent.mkdir(parents=True, exist_ok=True)
+    with target_lock(target):
+        if overwrite:
+            check_replaceable(target)
+        return _write(model, state, metadata, target)
+
+
+def _write(model: Any, state: Any, metadata: dict[str, Any], target: Path) -> Path:
+    """Write the directory beside ``target``, then publish it atomically (the lock is held)."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         index = {}

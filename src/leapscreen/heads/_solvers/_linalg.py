@@ -12,13 +12,18 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
 
 import numpy as np
 
+from leapscreen.heads._solvers._buckets import (
+    _PAD,
+    _Bucket,
+    _padded_index,
+    _padded_rhs,
+    _scatter_padded,
+)
 from leapscreen.heads._solvers._lapack import cholesky_solve_inplace, dposv, spd_inverse_into
 
-_PAD = 8  # solve sizes are padded to a multiple of this, so that problems can be batched
 _GATHER_LIMIT = 2**25  # elements gathered at once when products need one matrix per problem
 
 
@@ -114,47 +119,6 @@ def _gather_blocks(mats: np.ndarray, slot: np.ndarray, idx: np.ndarray) -> np.nd
         cols = np.repeat(idx[a:e], s, axis=0)
         np.take(rows.ravel(), offsets[: (e - a) * s] + cols, out=out[a:e].reshape((e - a) * s, s))
     return out
-
-
-def _padded_index(sets: np.ndarray, sizes: np.ndarray, d: int, ps: int) -> np.ndarray:
-    """Coordinates of each problem's active set, padded to ``ps`` columns.
-
-    Padded positions point at distinct dummy coordinates d, d+1, ... (identity rows, zero rhs).
-    """
-    rows, cols = np.nonzero(sets)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    pos = np.arange(rows.size) - np.repeat(starts, sizes)
-    idx = d + np.arange(ps)[None, :] - sizes[:, None]
-    idx[rows, pos] = cols
-    return idx
-
-
-def _padded_rhs(rhs: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """The entries ``idx`` of every right-hand side (dummy coordinates give 0): (b, r, ps)."""
-    nb, r, _ = rhs.shape
-    padded = np.concatenate([rhs, np.zeros((nb, r, _PAD))], axis=2)
-    return np.take_along_axis(
-        padded, np.broadcast_to(idx[:, None, :], (nb, r, idx.shape[1])), axis=2
-    )
-
-
-def _scatter_padded(x: np.ndarray, idx: np.ndarray, d: int) -> np.ndarray:
-    """Solutions ``x`` (b, r, ps) on the coordinates ``idx`` back to (b, r, d), zero elsewhere."""
-    nb, r, ps = x.shape
-    out = np.zeros((nb, r, d + _PAD))
-    np.put_along_axis(out, np.broadcast_to(idx[:, None, :], (nb, r, ps)), x, axis=2)
-    return out[:, :, :d]
-
-
-class _Bucket(NamedTuple):
-    """Problems of one padded size ``ps``: their matrices, index sets, set sizes, rhs and shifts."""
-
-    slot: np.ndarray
-    sets: np.ndarray
-    sizes: np.ndarray
-    ps: int
-    rhs: np.ndarray
-    shift: np.ndarray | None
 
 
 def _gather_solve_part(mats: np.ndarray, d: int, bucket: _Bucket) -> np.ndarray:

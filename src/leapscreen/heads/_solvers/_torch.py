@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from leapscreen.heads._solvers._linalg import (
+from leapscreen.heads._solvers._buckets import (
     _Bucket,
     _padded_index,
     _padded_rhs,
