@@ -50,6 +50,8 @@ def _generated() -> dict[str, dict[str, Any]]:
     """``H`` and ``leap-H`` for every registered head ``H`` not already a preset name."""
     out: dict[str, dict[str, Any]] = {}
     for head in registry.head_names():
+        if not getattr(registry.get_entry("head", head).cls, "uses_features", True):
+            continue  # a head that ignores the features has no representation to ensemble
         for name, n_seeds in ((head, 1), (f"leap-{head}", 5)):
             if name not in MODEL_PRESETS:
                 out[name] = {"representation": "damae", "head": head, "n_seeds": n_seeds}
