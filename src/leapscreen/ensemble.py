@@ -192,35 +192,40 @@ class LEAP(RegressorMixin, BaseEstimator):
                     fix=f"check the spelling of the {kind} parameters",
                 )
 
-    def _representation(self, spec: Any, seed: int) -> tuple[str, Any]:
-        settings = {"latent_dim": self.latent_dim, "random_state": seed, "device": self.device}
+    @staticmethod
+    def _member_part(
+        kind: registry.Kind, spec: Any, params: dict[str, Any] | None, **settings: Any
+    ) -> tuple[str, Any]:
+        """A fresh part from a name (LEAP's settings + the params it accepts) or a clone of an
+        object (only the seed and the device are set: an object keeps its other settings)."""
         if isinstance(spec, str):
-            entry = registry.get_entry("representation", spec)
-            accepted = entry.constructor_params()
-            params = {k: v for k, v in (self.representation_params or {}).items() if k in accepted}
-            return spec, registry.build("representation", spec, params, **settings)
-        rep = clone(spec)
-        own = rep.get_params(deep=False)
-        rep.set_params(**{k: v for k, v in settings.items() if k in own and k != "latent_dim"})
-        return registry.name_of(rep), rep
+            accepted = registry.get_entry(kind, spec).constructor_params()
+            own = {k: v for k, v in (params or {}).items() if k in accepted}
+            return spec, registry.build(kind, spec, own, **settings)
+        part = clone(spec)
+        keep = set(part.get_params(deep=False)) & {"random_state", "device"}
+        part.set_params(**{k: v for k, v in settings.items() if k in keep})
+        return registry.name_of(part), part
+
+    def _representation(self, spec: Any, seed: int) -> tuple[str, Any]:
+        return self._member_part(
+            "representation",
+            spec,
+            self.representation_params,
+            latent_dim=self.latent_dim,
+            random_state=seed,
+            device=self.device,
+        )
 
     def _head(self, spec: Any) -> tuple[str, Any]:
-        settings = {
-            "n_folds": self.n_folds,
-            "random_state": self.random_state,
-            "device": self.device,
-        }
-        if isinstance(spec, str):
-            entry = registry.get_entry("head", spec)
-            accepted = entry.constructor_params()
-            params = {k: v for k, v in (self.head_params or {}).items() if k in accepted}
-            return spec, registry.build("head", spec, params, **settings)
-        head = clone(spec)
-        own = head.get_params(deep=False)
-        head.set_params(
-            **{k: v for k, v in settings.items() if k in own and k in ("random_state", "device")}
+        return self._member_part(
+            "head",
+            spec,
+            self.head_params,
+            n_folds=self.n_folds,
+            random_state=self.random_state,
+            device=self.device,
         )
-        return registry.name_of(head), head
 
     @property
     def representation_kinds(self) -> list[str]:

@@ -13,6 +13,7 @@ import pytest
 from leapscreen.data.simulate import simulate_screen
 from leapscreen.ensemble import LEAP
 from leapscreen.errors import InputError, ModelFormatError
+from leapscreen.persist.model import ARRAYS_FILE, FORMAT_VERSION
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,9 @@ def test_round_trip_in_fresh_process(model_and_data, tmp_path):
 def test_no_pickle_and_metadata(model_and_data):
     model, _, path = model_and_data
     meta = json.loads((path / "leapscreen_model.json").read_text())
-    assert meta["format_version"] == 1 and meta["genes"] == list(model.preprocessor_.genes_)
+    assert meta["format_version"] == FORMAT_VERSION and meta["genes"] == list(
+        model.preprocessor_.genes_
+    )
     assert meta["training_fingerprint"] == model.fingerprint_
     for f in path.glob("*.npz"):
         with np.load(f, allow_pickle=False) as z:
@@ -77,10 +80,10 @@ def test_damaged_and_foreign_directories(model_and_data, tmp_path):
     _, _, path = model_and_data
     broken = tmp_path / "broken"
     shutil.copytree(path, broken)
-    (broken / "collapsed.npz").write_bytes(b"garbage")
+    (broken / ARRAYS_FILE).write_bytes(b"garbage")
     with pytest.raises(ModelFormatError, match="checksum"):
         LEAP.load(broken)
-    (broken / "collapsed.npz").unlink()
+    (broken / ARRAYS_FILE).unlink()
     with pytest.raises(ModelFormatError, match="missing"):
         LEAP.load(broken)
     with pytest.raises(ModelFormatError, match="not a leapscreen model"):

@@ -11,6 +11,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+import leapscreen.cli._data_options as opt
 from leapscreen.cli._common import console, handle_errors, progress_bar, setup_logging
 from leapscreen.cli._options import (
     apply_config,
@@ -118,15 +119,11 @@ def evaluate_command(
         "-o",
         help="Output directory (results, figures, report; rerun with the same --out to resume).",
     ),
-    data: Path = typer.Option(
-        None, "--data", help="Dataset: a directory or .h5ad written by leapscreen, or 'demo'."
-    ),
-    expression: Path = typer.Option(None, "--expression", "-x", help="Expression file."),
-    responses: Path = typer.Option(None, "--responses", "-y", help="Responses file."),
-    samples: Path = typer.Option(None, "--samples", help="Sample metadata (e.g. Model.csv)."),
-    config: Path = typer.Option(
-        None, "--config", help="JSON/TOML file with these options (typed options win)."
-    ),
+    data: Path = opt.DATA,
+    expression: Path = opt.EXPRESSION,
+    responses: Path = opt.RESPONSES,
+    samples: Path = opt.SAMPLES,
+    config: Path = opt.CONFIG,
     task: str = typer.Option("unseen-cell-lines", "--task", help=f"One of: {', '.join(TASKS)}."),
     models: str = typer.Option(
         "mean,ridge,ps-lasso,leap-ps-lasso",
@@ -154,29 +151,17 @@ def evaluate_command(
         help="Drop perturbations with fewer labelled samples (reference: 75 drugs, 50 dependency).",
     ),
     seeds: int = typer.Option(5, "--seeds", help="Representation seeds of LEAP models (>= 1)."),
-    latent_dim: int = typer.Option(256, "--latent-dim", help="Latent size (>= 1)."),
-    n_genes: int = typer.Option(5000, "--n-genes", help="Most-variant genes (>= 1)."),
-    genes: Path = typer.Option(
-        None, "--genes", help="File listing the genes to use instead of the most-variant ones."
-    ),
-    value: str = typer.Option(
-        None, "--value", help="Response value to learn: LN_IC50, AUC, AAC, ... (by the file)."
-    ),
-    encoding: str = typer.Option(None, "--encoding", help="Text encoding of the input files."),
-    log_transform: bool = typer.Option(
-        False, "--log-transform", help="Expression is linear TPM: apply ln(1+x) first."
-    ),
-    sample_column: str = typer.Option(None, "--sample-column", help="Long table: sample column."),
-    perturbation_column: str = typer.Option(
-        None, "--perturbation-column", help="Long table: perturbation column."
-    ),
-    value_column: str = typer.Option(None, "--value-column", help="Long table: value column."),
-    duplicates: str = typer.Option(
-        "mean", "--duplicates", help=f"Repeated measurements: {', '.join(DUPLICATE_RULES)}."
-    ),
-    min_shared_samples: int = typer.Option(
-        10, "--min-shared-samples", help="Fewest samples with expression and responses."
-    ),
+    latent_dim: int = opt.LATENT_DIM,
+    n_genes: int = opt.N_GENES,
+    genes: Path = opt.GENES,
+    value: str = opt.VALUE,
+    encoding: str = opt.ENCODING,
+    log_transform: bool = opt.LOG_TRANSFORM,
+    sample_column: str = opt.SAMPLE_COLUMN,
+    perturbation_column: str = opt.PERTURBATION_COLUMN,
+    value_column: str = opt.VALUE_COLUMN,
+    duplicates: str = opt.DUPLICATES,
+    min_shared_samples: int = opt.MIN_SHARED_SAMPLES,
     transductive: bool = typer.Option(
         False,
         "--transductive",

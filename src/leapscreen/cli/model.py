@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+import leapscreen.cli._data_options as opt
 from leapscreen.cli._common import console, err_console, handle_errors, progress_bar, setup_logging
 from leapscreen.cli._options import (
     apply_config,
@@ -28,6 +29,7 @@ from leapscreen.data.dataset import ScreenData
 from leapscreen.data.longtable import DUPLICATE_RULES
 from leapscreen.errors import InputError
 from leapscreen.models import make_model, model_names
+from leapscreen.persist.atomic import refuse_existing
 
 # ---------------------------------------------------------------------------------------- inputs
 
@@ -148,42 +150,26 @@ def fit_command(
         "-o",
         help="Output model directory (new; --overwrite replaces only a leapscreen model dir).",
     ),
-    data: Path = typer.Option(
-        None, "--data", help="A dataset: directory or .h5ad written by leapscreen, or 'demo'."
-    ),
-    expression: Path = typer.Option(None, "--expression", "-x", help="Expression file."),
-    responses: Path = typer.Option(None, "--responses", "-y", help="Responses file."),
-    samples: Path = typer.Option(None, "--samples", help="Sample metadata (e.g. Model.csv)."),
-    config: Path = typer.Option(
-        None, "--config", help="JSON/TOML file with these options (typed options win)."
-    ),
+    data: Path = opt.DATA,
+    expression: Path = opt.EXPRESSION,
+    responses: Path = opt.RESPONSES,
+    samples: Path = opt.SAMPLES,
+    config: Path = opt.CONFIG,
     model: str = typer.Option(
         "leap-ps-lasso", "--model", "-m", help=f"One of: {', '.join(model_names())}."
     ),
     seeds: int = typer.Option(5, "--seeds", help="Representation seeds (>= 1)."),
-    latent_dim: int = typer.Option(256, "--latent-dim", help="Latent size (>= 1)."),
-    n_genes: int = typer.Option(5000, "--n-genes", help="Most-variant genes (>= 1)."),
-    genes: Path = typer.Option(
-        None, "--genes", help="File listing the genes to use instead of the most-variant ones."
-    ),
-    value: str = typer.Option(
-        None, "--value", help="Response value to learn: LN_IC50, AUC, AAC, ... (by the file)."
-    ),
-    encoding: str = typer.Option(None, "--encoding", help="Text encoding of the input files."),
-    log_transform: bool = typer.Option(
-        False, "--log-transform", help="Expression is linear TPM: apply ln(1+x) first."
-    ),
-    sample_column: str = typer.Option(None, "--sample-column", help="Long table: sample column."),
-    perturbation_column: str = typer.Option(
-        None, "--perturbation-column", help="Long table: perturbation column."
-    ),
-    value_column: str = typer.Option(None, "--value-column", help="Long table: value column."),
-    duplicates: str = typer.Option(
-        "mean", "--duplicates", help=f"Repeated measurements: {', '.join(DUPLICATE_RULES)}."
-    ),
-    min_shared_samples: int = typer.Option(
-        10, "--min-shared-samples", help="Fewest samples with expression and responses."
-    ),
+    latent_dim: int = opt.LATENT_DIM,
+    n_genes: int = opt.N_GENES,
+    genes: Path = opt.GENES,
+    value: str = opt.VALUE,
+    encoding: str = opt.ENCODING,
+    log_transform: bool = opt.LOG_TRANSFORM,
+    sample_column: str = opt.SAMPLE_COLUMN,
+    perturbation_column: str = opt.PERTURBATION_COLUMN,
+    value_column: str = opt.VALUE_COLUMN,
+    duplicates: str = opt.DUPLICATES,
+    min_shared_samples: int = opt.MIN_SHARED_SAMPLES,
     min_labels: int = typer.Option(
         10, "--min-labels", help="Drop perturbations with fewer labelled samples."
     ),
@@ -338,14 +324,7 @@ def write_table_atomic(table: pd.DataFrame, path: Path, overwrite: bool) -> None
     """
     from leapscreen.persist.atomic import publish_file, unique_temp_file
 
-    if path.exists() and not overwrite:
-        raise InputError(
-            "output file exists; leapscreen never overwrites a file unless asked",
-            path=path,
-            fix="choose another --out or pass --overwrite",
-        )
-    if path.is_dir():
-        raise InputError("output path is a directory", path=path, fix="give a file name")
+    refuse_existing(path, overwrite)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = unique_temp_file(path)
@@ -425,12 +404,7 @@ def predict_command(
     from leapscreen.ensemble import LEAP
 
     device = check_device(device)
-    if out.exists() and not overwrite:
-        raise InputError(
-            "output file exists; leapscreen never overwrites a file unless asked",
-            path=out,
-            fix="choose another --out or pass --overwrite",
-        )
+    refuse_existing(out, overwrite)
     if perturbations is not None:
         split_list("--perturbations", perturbations)
     model = LEAP.load(model_dir, device=device)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from leapscreen.errors import InputError
+from leapscreen.persist.atomic import refuse_existing
 
 logger = logging.getLogger(__name__)
 
@@ -691,15 +692,12 @@ def write_atomic(
     Path
         ``path``.
     """
-    dest = Path(path)
-    if dest.exists() and not overwrite:
-        raise InputError(
-            "the file already exists; refusing to overwrite it",
-            path=dest,
-            fix="pass overwrite=True (--overwrite on the command line) or choose another path",
-        )
-    if dest.is_dir():
-        raise InputError("this is a directory, a file path was expected", path=dest)
+    dest = refuse_existing(
+        path,
+        overwrite,
+        what="file",
+        fix="pass overwrite=True (--overwrite on the command line) or choose another path",
+    )
     dest.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(dest.suffixes[-2:]) if dest.name.endswith(".gz") else dest.suffix
     fd, tmp_name = tempfile.mkstemp(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -118,6 +119,31 @@ def _first_join(values: pd.Series) -> object:
     """The distinct non-missing values of a group, joined by ' | ' (NaN when none)."""
     distinct = [str(v) for v in pd.unique(values.dropna())]
     return " | ".join(distinct) if distinct else np.nan
+
+
+GDSC_SAMPLE_KEYS = ("SANGER_MODEL_ID", "COSMIC_ID", "CELL_LINE_NAME")
+
+
+def read_gdsc_detected(
+    path: str | Path, columns: Sequence[str], value: str | None = None, agg: str = "mean"
+):  # noqa: ANN201 - what read_gdsc_fitted returns
+    """:func:`read_gdsc_fitted` with the sample key and the default value found from ``columns``.
+
+    The key is the first of :data:`GDSC_SAMPLE_KEYS` present; the value defaults to LN_IC50 when
+    there is one, else AUC.
+    """
+    cols = set(columns)
+    key = next((k for k in GDSC_SAMPLE_KEYS if k in cols), None)
+    if key is None:
+        raise InputError(
+            "a GDSC dose response file needs a SANGER_MODEL_ID, COSMIC_ID or CELL_LINE_NAME "
+            f"column; columns found: {', '.join(list(columns)[:12])}",
+            path=path,
+            column="SANGER_MODEL_ID",
+            fix="pass the GDSC fitted dose response file with its ID columns",
+        )
+    default = "LN_IC50" if "LN_IC50" in cols else "AUC"
+    return read_gdsc_fitted(path, value=value or default, sample_key=key, agg=agg)
 
 
 def read_gdsc_fitted(

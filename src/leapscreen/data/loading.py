@@ -24,7 +24,6 @@ from leapscreen.data._io import (
     check_exists,
     check_header_unique,
     check_unique_index,
-    format_examples,
     read_header,
     read_table,
     reading_encoding,
@@ -239,7 +238,7 @@ def load_responses(
 
 
 def _read_responses(p, value, sample_column, perturbation_column, value_column, duplicates):
-    from leapscreen.data.gdsc import read_ccle2012, read_gdsc_fitted
+    from leapscreen.data.gdsc import read_ccle2012, read_gdsc_detected
     from leapscreen.data.prism import (
         looks_like_prism_primary,
         read_prism_primary,
@@ -273,19 +272,7 @@ def _read_responses(p, value, sample_column, perturbation_column, value_column, 
     if looks in ("a DepMap expression file", "a DepMap Model.csv (sample metadata)"):
         raise _wrong_role(p, "responses", looks, "--responses")
     if "DRUG_NAME" in cols and {"LN_IC50", "AUC"} & cols:
-        key = next(
-            (k for k in ("SANGER_MODEL_ID", "COSMIC_ID", "CELL_LINE_NAME") if k in cols), None
-        )
-        if key is None:
-            raise InputError(
-                "a GDSC dose response file needs a SANGER_MODEL_ID, COSMIC_ID or CELL_LINE_NAME "
-                f"column; columns found: {format_examples(header, 12)}",
-                path=p,
-                column="SANGER_MODEL_ID",
-                fix="pass the GDSC fitted dose response file with its ID columns",
-            )
-        default = "LN_IC50" if "LN_IC50" in cols else "AUC"
-        resp, drugs = read_gdsc_fitted(p, value=value or default, sample_key=key, agg=duplicates)
+        resp, drugs = read_gdsc_detected(p, header, value=value, agg=duplicates)
         return resp, drugs, "drug"
     if "Compound" in cols and {"ActArea", "IC50 (uM)"} & cols:
         default = "ActArea" if "ActArea" in cols else "IC50"

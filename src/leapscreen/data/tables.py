@@ -434,23 +434,9 @@ def _read_any(
             p, value=(value or default).lower(), agg=duplicates
         )
     if "DRUG_NAME" in cols and {"LN_IC50", "AUC"} & cols:
-        from leapscreen.data.gdsc import read_gdsc_fitted
+        from leapscreen.data.gdsc import read_gdsc_detected
 
-        key = next(
-            (k for k in ("SANGER_MODEL_ID", "COSMIC_ID", "CELL_LINE_NAME") if k in cols), None
-        )
-        if key is None:
-            raise InputError(
-                "a GDSC dose response file needs a SANGER_MODEL_ID, COSMIC_ID or CELL_LINE_NAME "
-                f"column; columns found: {', '.join(header[:12])}",
-                path=p,
-                column="SANGER_MODEL_ID",
-                fix="pass the GDSC fitted dose response file with its ID columns",
-            )
-        default = "LN_IC50" if "LN_IC50" in cols else "AUC"
-        return "gdsc_fitted", read_gdsc_fitted(
-            p, value=value or default, sample_key=key, agg=duplicates
-        )
+        return "gdsc_fitted", read_gdsc_detected(p, header, value=value, agg=duplicates)
     if "Compound" in cols and {"ActArea", "IC50 (uM)"} & cols:
         from leapscreen.data.gdsc import read_ccle2012
 

@@ -146,17 +146,8 @@ def pearson_by_column(y_true: Any, y_pred: Any) -> np.ndarray | float:
 def spearman_by_column(y_true: Any, y_pred: Any) -> np.ndarray | float:
     """Spearman correlation per column (average ranks for ties), skipping missing truths.
 
-    Parameters
-    ----------
-    y_true : array-like, (n,) or (n, p)
-        Observed responses; NaN = not measured (skipped in that column).
-    y_pred : array-like, same shape
-        Predicted responses.
-
-    Returns
-    -------
-    np.ndarray of shape (p,), or float for 1-D input
-        Same conventions as :func:`pearson_by_column`.
+    Parameters, return value and conventions (NaN, constant predictions) are those of
+    :func:`pearson_by_column`.
     """
     t, p, mask, bad, vector = _prepare(y_true, y_pred)
     r = _spearman(t, p, mask)

@@ -296,3 +296,29 @@ def publish_file(tmp: Path, target: Path) -> None:
             mode = stat.S_IMODE(target.stat().st_mode)
     os.chmod(tmp, mode)
     os.replace(tmp, target)
+
+
+def refuse_existing(
+    path: Path | str,
+    overwrite: bool,
+    *,
+    what: str = "output file",
+    fix: str = "choose another --out or pass --overwrite",
+    directory: bool = False,
+) -> Path:
+    """Refuse to replace an existing ``path`` unless ``overwrite``; refuse a file / directory mix-up.
+
+    The one check every writer of leapscreen makes before writing anything.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InputError(
+            f"the {what} exists; leapscreen never overwrites unless asked (refusing to overwrite it)",
+            path=path,
+            fix=fix,
+        )
+    if path.exists() and path.is_dir() != directory:
+        expected = "a directory" if directory else "a file name"
+        found = "a file" if directory else "a directory"
+        raise InputError(f"the {what} path is {found}", path=path, fix=f"give {expected}")
+    return path

@@ -34,8 +34,13 @@ import numpy as np
 
 from leapscreen._version import __version__
 from leapscreen.base import get_state, set_state
-from leapscreen.errors import InputError, ModelFormatError
-from leapscreen.persist.atomic import check_replaceable, publish_directory, target_lock
+from leapscreen.errors import ModelFormatError
+from leapscreen.persist.atomic import (
+    check_replaceable,
+    publish_directory,
+    refuse_existing,
+    target_lock,
+)
 
 FORMAT = "leapscreen.LEAP"
 FORMAT_VERSION = 2
@@ -91,13 +96,13 @@ def save_model(model, directory, overwrite: bool = False, metadata: dict[str, An
     Path
     """
     model._check_fitted()
-    target = Path(directory)
-    if target.exists() and not overwrite:
-        raise InputError(
-            "output directory exists; leapscreen never overwrites unless asked",
-            path=target,
-            fix="choose a new directory or pass --overwrite",
-        )
+    target = refuse_existing(
+        directory,
+        overwrite,
+        what="output directory",
+        fix="choose a new directory or pass --overwrite",
+        directory=True,
+    )
     state = get_state(model)
     metadata = metadata or {}
     json.dumps(metadata)  # fail before writing anything if the metadata is not JSON-able

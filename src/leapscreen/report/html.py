@@ -21,7 +21,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from leapscreen._version import __version__
-from leapscreen.errors import InputError
+from leapscreen.persist.atomic import refuse_existing
 
 __all__ = ["figure_to_data_uri", "render_html_report", "write_html_report"]
 
@@ -482,17 +482,12 @@ def write_html_report(
     Path
         The written file.
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise InputError(
-            "the report file already exists and would be overwritten",
-            path=path,
-            fix="pass --overwrite (overwrite=True) to replace it, or choose another path",
-        )
-    if path.is_dir():
-        raise InputError(
-            "the report path is a directory", path=path, fix="give a file name ending in .html"
-        )
+    path = refuse_existing(
+        path,
+        overwrite,
+        what="report file",
+        fix="pass --overwrite (overwrite=True) to replace it, or choose another path",
+    )
     text = render_html_report(title, results, per_perturbation, figures, settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
