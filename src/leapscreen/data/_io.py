@@ -12,6 +12,7 @@ import contextvars
 import csv
 import gzip
 import io
+import json
 import logging
 import os
 import tempfile
@@ -714,3 +715,26 @@ def write_atomic(
         tmp.unlink(missing_ok=True)
         raise
     return dest
+
+
+def read_json_stamp(path: Path, max_version: int, writer: str) -> dict:
+    """The JSON stamp of a directory leapscreen wrote (``dataset.json``, ``simulation.json``).
+
+    Refuses a missing stamp (``writer`` names what writes such directories, for the fix) and a
+    format version newer than ``max_version``.
+    """
+    if not path.is_file():
+        raise InputError(
+            f"not a directory written by {writer}: {path.name} is missing",
+            path=path.parent,
+            fix=f"give a directory written by {writer}",
+        )
+    meta = json.loads(path.read_text())
+    if meta.get("format_version", 0) > max_version:
+        raise InputError(
+            f"{path.name} has format version {meta.get('format_version')}, newer than this "
+            f"leapscreen reads ({max_version})",
+            path=path,
+            fix="upgrade leapscreen",
+        )
+    return meta

@@ -44,17 +44,24 @@ def check_rows(df: pd.DataFrame, path: str | os.PathLike | None, *, what: str) -
         )
 
 
+def first_flagged(
+    df: pd.DataFrame, values: np.ndarray, bad: np.ndarray
+) -> tuple[int, float, str, str]:
+    """How many entries ``bad`` flags, and the first one: (count, value, row label, column label)."""
+    r, c = np.argwhere(bad)[0]
+    return int(bad.sum()), float(values[r, c]), str(df.index[r]), str(df.columns[c])
+
+
 def check_finite(df: pd.DataFrame, path: str | os.PathLike | None, *, what: str) -> None:
     """Raise :class:`InputError` naming the first infinite value (row, column) of ``df``."""
     values = df.to_numpy(dtype=np.float64, na_value=np.nan)
     bad = np.isinf(values)
     if bad.any():
-        r, c = np.argwhere(bad)[0]
+        n, value, row, column = first_flagged(df, values, bad)
         raise InputError(
-            f"the {what} contains {int(bad.sum())} infinite values (first {values[r, c]} in "
-            f"row '{df.index[r]}')",
+            f"the {what} contains {n} infinite values (first {value} in row '{row}')",
             path=path,
-            column=str(df.columns[c]),
+            column=column,
             fix="replace them with an empty field / NA (read as missing) or fix the computation "
             "that produced them",
         )
@@ -103,12 +110,12 @@ def check_expression_values(
         with np.errstate(invalid="ignore"):
             neg = values < 0
         if neg.any():
-            r, c = np.argwhere(neg)[0]
+            n, value, row, column = first_flagged(df, values, neg)
             raise InputError(
-                f"cannot log-transform negative values ({int(neg.sum())} of them, first "
-                f"{values[r, c]:.4g} in row '{df.index[r]}'); TPM and counts are never negative",
+                f"cannot log-transform negative values ({n} of them, first {value:.4g} in row "
+                f"'{row}'); TPM and counts are never negative",
                 path=path,
-                column=str(df.columns[c]),
+                column=column,
                 fix="drop --log-transform (log_transform=True) if the file is already on a log "
                 "scale",
             )

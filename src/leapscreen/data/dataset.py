@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from leapscreen.data._io import read_json_stamp
 from leapscreen.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -547,21 +548,8 @@ class ScreenData:
     def read_parquet(cls, directory: str | Path) -> ScreenData:
         """Read a directory written by :meth:`write_parquet`."""
         directory = Path(directory)
-        meta_path = directory / "dataset.json"
-        if not meta_path.is_file():
-            raise InputError(
-                "not a leapscreen dataset directory (no dataset.json)",
-                path=directory,
-                fix="give a directory written by ScreenData.write_parquet / leapscreen simulate",
-            )
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format_version", 0) > DATASET_FORMAT_VERSION:
-            raise InputError(
-                f"dataset format version {meta.get('format_version')} is newer than this "
-                f"leapscreen understands ({DATASET_FORMAT_VERSION})",
-                path=meta_path,
-                fix="upgrade leapscreen",
-            )
+        writer = "ScreenData.write_parquet / leapscreen simulate"
+        meta = read_json_stamp(directory / "dataset.json", DATASET_FORMAT_VERSION, writer)
         tables = {}
         for key in _PARQUET_FILES:
             p = directory / f"{key}.parquet"

@@ -24,7 +24,7 @@ from leapscreen.data._io import (
     read_header,
     read_table,
 )
-from leapscreen.data._values import as_int_ids, check_finite
+from leapscreen.data._values import as_int_ids, check_finite, first_flagged
 from leapscreen.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -336,12 +336,12 @@ def gene_dependency_from_frame(
     with np.errstate(invalid="ignore"):
         bad = (values < -tol) | (values > 1 + tol)
     if bad.any():
-        r, c = np.argwhere(bad)[0]
+        n, value, row, column = first_flagged(df, values, bad)
         raise InputError(
-            f"value {values[r, c]:.4g} in row '{df.index[r]}' is outside 0..1 "
-            f"({int(bad.sum())} such values); a probability of dependency was expected",
+            f"value {value:.4g} in row '{row}' is outside 0..1 ({n} such values); a probability "
+            "of dependency was expected",
             path=path,
-            column=str(df.columns[c]),
+            column=column,
             fix="pass CRISPRGeneDependency.csv here; Chronos scores (CRISPRGeneEffect.csv) "
             "are read with read_depmap_gene_effect",
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from leapscreen.data._io import read_json_stamp
 from leapscreen.data.simulate._constants import SIMULATION_FORMAT_VERSION, TRUTH_DIR
 from leapscreen.data.simulate.truth import SimulationTruth
 from leapscreen.errors import InputError
@@ -32,21 +32,8 @@ def read_simulation_truth(directory: str | os.PathLike) -> SimulationTruth:
     d = Path(directory)
     if (d / TRUTH_DIR / "simulation.json").is_file():
         d = d / TRUTH_DIR
-    meta_path = d / "simulation.json"
-    if not meta_path.is_file():
-        raise InputError(
-            "no simulation truth here (simulation.json missing)",
-            path=d,
-            fix="give the directory written by write_simulated / leapscreen simulate",
-        )
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format_version", 0) > SIMULATION_FORMAT_VERSION:
-        raise InputError(
-            f"simulation truth format {meta.get('format_version')} is newer than this leapscreen "
-            f"reads ({SIMULATION_FORMAT_VERSION})",
-            path=meta_path,
-            fix="upgrade leapscreen",
-        )
+    writer = "write_simulated / leapscreen simulate (its truth folder)"
+    meta = read_json_stamp(d / "simulation.json", SIMULATION_FORMAT_VERSION, writer)
 
     def read(name: str) -> pd.DataFrame:
         path = d / name
