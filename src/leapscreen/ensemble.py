@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -15,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from leapscreen import persist, registry
 from leapscreen.base import nan_r2
 from leapscreen.errors import InputError
+from leapscreen.heads._cv import FALLBACK_RECORD
 from leapscreen.preprocess import Preprocessor
 
 logger = logging.getLogger(__name__)
@@ -66,6 +68,27 @@ def fingerprint(expression: pd.DataFrame, responses: pd.DataFrame) -> str:
     h.update(np.ascontiguousarray(expression.to_numpy(np.float32)).tobytes())
     h.update(np.ascontiguousarray(responses.to_numpy(np.float32)).tobytes())
     return h.hexdigest()
+
+
+class _DropUnnamedFallback(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, FALLBACK_RECORD, False)
+
+
+@contextlib.contextmanager
+def _named_fallback_only():  # noqa: ANN202 - a context manager
+    """Inside LEAP.fit the heads' fallback warnings (which name columns) are dropped: LEAP names
+    the perturbations itself, once."""
+    names = [n for n in logging.root.manager.loggerDict if n.startswith("leapscreen.heads")]
+    targets = [logging.getLogger(n) for n in names]
+    flt = _DropUnnamedFallback()
+    for target in targets:
+        target.addFilter(flt)
+    try:
+        yield
+    finally:
+        for target in targets:
+            target.removeFilter(flt)
 
 
 def _as_list(spec: Any) -> list[Any]:
@@ -322,8 +345,34 @@ class LEAP(RegressorMixin, BaseEstimator):
             plan += [(spec, self.random_state + k) for k in range(n)]
         if featureless:  # the mean predictor: one member, whatever the seeds
             plan, heads = plan[:1], heads[:1]
-        total = len(plan) * len(heads)
         self.members_: list[Member] = []
+        with _named_fallback_only():
+            self._fit_members(plan, heads, Xz, Y, extra, sources, unlabelled_sources, progress)
+        self._collapse()
+        fallback = self.fallback_perturbations()
+        if fallback:
+            shown = ", ".join(fallback[:10]) + (", ..." if len(fallback) > 10 else "")
+            logger.warning(
+                "%d perturbation(s) have too few labelled samples (or a constant response) and "
+                "are predicted by their training mean: %s",
+                len(fallback),
+                shown,
+            )
+        return self
+
+    def _fit_members(
+        self,
+        plan: list[tuple[Any, int]],
+        heads: list[Any],
+        Xz: np.ndarray,
+        Y: np.ndarray,
+        extra: np.ndarray | None,
+        sources: Sequence[str] | None,
+        unlabelled_sources: Sequence[str] | None,
+        progress: ProgressFn | None,
+    ) -> None:
+        """Fit every (representation seed, head) member, appending to ``members_``."""
+        total = len(plan) * len(heads)
         for spec, seed in plan:
             t0 = time.perf_counter()
             kind, rep = self._representation(spec, seed)
@@ -337,8 +386,6 @@ class LEAP(RegressorMixin, BaseEstimator):
                 self.members_.append(Member(kind, seed, rep, head, seconds, head_kind))
                 if progress is not None:
                     progress(f"{kind} seed {seed} + {head_kind}", len(self.members_), total)
-        self._collapse()
-        return self
 
     def fallback_perturbations(self) -> list[str]:
         """Perturbations that every member predicts by the training mean (too few labels)."""

@@ -149,3 +149,24 @@ def test_one_file_head_everywhere(sim, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert LEAP.load(tmp_path / "cli-model").members_[0].head_kind == "ps-knn"
+    result = CliRunner().invoke(
+        app,
+        ["evaluate", "--data", str(tmp_path / "data"), "--models", "mean,leap-ps-knn",
+         "--seeds", "2", "--latent-dim", "4", "--n-genes", "60", "--repeats", "1",
+         "--min-labels", "10", "--out", str(tmp_path / "eval"), "-q"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(tmp_path / "eval" / "results.csv")
+    assert set(scores["model"]) == {"mean", "leap-ps-knn"}
+
+
+def test_fallback_warning_names_the_perturbations(caplog):
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(40, 20)), columns=[f"g{i}" for i in range(20)])
+    Y = pd.DataFrame(rng.normal(size=(40, 3)), columns=["Nutlin-3a", "Rare", "Flat"])
+    Y.loc[Y.index[5:], "Rare"] = np.nan
+    Y["Flat"] = 1.0
+    with caplog.at_level("WARNING"):
+        model = small(latent_dim=3, n_genes=15).fit(X, Y)
+    assert model.fallback_perturbations() == ["Rare", "Flat"]
+    assert "Rare, Flat" in caplog.text and "column" not in caplog.text

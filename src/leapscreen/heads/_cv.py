@@ -26,6 +26,9 @@ from typing import Literal
 
 import numpy as np
 
+#: attribute set on the log records of the fallback rule (they name columns, not perturbations)
+FALLBACK_RECORD = "leapscreen_fallback"
+
 __all__ = [
     "TIE",
     "Preference",
@@ -75,6 +78,7 @@ def fallback_columns(
     spread = np.array([np.ptp(Y[labelled[:, j], j]) if n_lab[j] else 0.0 for j in range(p)])
     too_few = n_lab < min_labels
     constant = ~too_few & (spread <= 1e-12 * np.maximum(1.0, np.abs(np.nan_to_num(y_mean))))
+    # tagged: a head knows columns, not names; LEAP drops these and warns once, naming them
     if too_few.any():
         logger.warning(
             "%d perturbation(s) have fewer than %d labelled rows; predicting their training "
@@ -82,12 +86,14 @@ def fallback_columns(
             int(too_few.sum()),
             min_labels,
             int(np.flatnonzero(too_few)[0]),
+            extra={FALLBACK_RECORD: True},
         )
     if constant.any():
         logger.warning(
             "%d perturbation(s) have a constant response; predicting it (e.g. column %d)",
             int(constant.sum()),
             int(np.flatnonzero(constant)[0]),
+            extra={FALLBACK_RECORD: True},
         )
     return too_few | constant, y_mean, n_lab
 
