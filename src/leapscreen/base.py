@@ -26,11 +26,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from leapscreen.errors import InputError
 
 __all__ = [
     "BaseHead",
     "BaseRepresentation",
+    "HeadInputError",
+    "HeadNotFittedError",
     "EstimatorState",
     "LinearHeadMixin",
     "get_state",
@@ -62,6 +67,39 @@ def nan_r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(scores)) if scores else float("nan")
 
 
+class HeadInputError(InputError):
+    """Bad input to a head's ``fit`` or ``predict`` (a ``ValueError``)."""
+
+
+class HeadNotFittedError(InputError, NotFittedError):
+    """``predict`` before ``fit`` (scikit-learn's ``NotFittedError`` too)."""
+
+
+def _translate(exc: ValueError, fitted: bool) -> HeadInputError:
+    """scikit-learn's validation error, with what it means for a head and what to do."""
+    text = str(exc)
+    if "inconsistent numbers of samples" in text:
+        return HeadInputError(text, fix="align the responses to the samples of the representation")
+    if "Input Y contains" in text:
+        return HeadInputError(
+            f"Y contains infinite values ({text})", fix="use NaN for missing responses"
+        )
+    if "NaN" in text or "infinity" in text:
+        return HeadInputError(
+            f"Z contains NaN or infinite values ({text})", fix="impute or drop them before fitting"
+        )
+    if "Expected 2D array" in text:
+        return HeadInputError(
+            f"Z must be 2-D (samples x features): {text}",
+            fix="reshape it to (n_samples, n_features)",
+        )
+    if fitted and "features" in text:
+        return HeadInputError(text, fix="use the same representation as in fit")
+    return HeadInputError(
+        text, fix="pass Z as numbers (samples x features) and Y as numbers, NaN for missing"
+    )
+
+
 class BaseHead(RegressorMixin, BaseEstimator):
     """Base of every head: multi-output, NaN-aware targets, scikit-learn validation.
 
@@ -82,11 +120,24 @@ class BaseHead(RegressorMixin, BaseEstimator):
         return tags
 
     def _validate_fit(self, Z: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``Z`` as finite float64 (n, d); ``Y`` as float64 (n, p), NaN allowed, no infinities."""
+        """``Z`` as finite float64 (n, d); ``Y`` as float64 (n, p), NaN allowed, no infinities.
+
+        scikit-learn's validation errors come back as :class:`HeadInputError` (an ``InputError``,
+        hence a ``ValueError``) with a fix added, so the CLI shows them as clean messages.
+        """
         if Y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            raise HeadInputError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None",
+                fix="pass the responses Y (samples x perturbations, NaN = missing)",
             )
+        try:
+            return self._check_fit_arrays(Z, Y)
+        except ValueError as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise _translate(exc, fitted=False) from exc
+
+    def _check_fit_arrays(self, Z: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
         Zv = validate_data(self, Z, reset=True, dtype=np.float64, ensure_min_samples=1)
         Yv = check_array(
             Y,
@@ -109,8 +160,17 @@ class BaseHead(RegressorMixin, BaseEstimator):
         return Zv, Yv
 
     def _validate_predict(self, Z: Any) -> np.ndarray:
-        check_is_fitted(self)
-        return validate_data(self, Z, reset=False, dtype=np.float64)
+        """``Z`` checked against the fit; :class:`HeadNotFittedError` before ``fit``."""
+        try:
+            check_is_fitted(self)
+        except NotFittedError as exc:
+            raise HeadNotFittedError(
+                f"this {type(self).__name__} is not fitted yet", fix="call fit(Z, Y) first"
+            ) from exc
+        try:
+            return validate_data(self, Z, reset=False, dtype=np.float64)
+        except ValueError as exc:
+            raise _translate(exc, fitted=True) from exc
 
     def _shape_output(self, pred: np.ndarray) -> np.ndarray:
         """1-D predictions when the head was fitted on a 1-D ``y``."""

@@ -35,9 +35,8 @@ from typing import Any, ClassVar
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from leapscreen.base import LinearHeadMixin
+from leapscreen.base import BaseHead, LinearHeadMixin
 from leapscreen.errors import InputError
-from leapscreen.heads._checks import CheckedHead
 from leapscreen.heads._cv import Preference, fallback_columns, label_groups
 from leapscreen.heads._solvers._linalg import _default_jobs, _Workers
 from leapscreen.heads._solvers.cv_path import PathCV, plan_batches, solve_groups
@@ -49,7 +48,7 @@ __all__ = ["PSLassoHead"]
 
 
 @register_head("ps-lasso")
-class PSLassoHead(LinearHeadMixin, CheckedHead):
+class PSLassoHead(LinearHeadMixin, BaseHead):
     """Perturbation-specific cross-validated LASSO (LEAP's default head), all perturbations at once.
 
     Parameters

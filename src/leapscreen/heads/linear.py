@@ -18,9 +18,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from leapscreen.base import LinearHeadMixin
+from leapscreen.base import BaseHead, LinearHeadMixin
 from leapscreen.errors import InputError
-from leapscreen.heads._checks import CheckedHead
 from leapscreen.heads._cv import (
     Preference,
     choose_alpha,
@@ -58,7 +57,7 @@ class ElasticNetHead(PSLassoHead):
 
 
 @register_head("ridge", leap_params={"n_folds": "cv"})
-class RidgeHead(LinearHeadMixin, CheckedHead):
+class RidgeHead(LinearHeadMixin, BaseHead):
     """Per-perturbation ridge regression, penalty chosen by K-fold or leave-one-out cross-validation.
 
     Each fold model minimises ``||y - Xw - b||^2 + alpha ||w||^2`` (scikit-learn's ``Ridge``) on
@@ -247,7 +246,7 @@ class RidgeHead(LinearHeadMixin, CheckedHead):
 
 
 @register_head("mean")
-class MeanHead(LinearHeadMixin, CheckedHead):
+class MeanHead(LinearHeadMixin, BaseHead):
     """Predict the training mean of every perturbation (over its labelled rows).
 
     Attributes
