@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from leapscreen.data.simulate import simulate_screen
 from leapscreen.ensemble import LEAP
 from leapscreen.errors import ModelFormatError
-from leapscreen.persist.model import ARRAYS_FILE, META_FILE, _sha256
+from leapscreen.persist.model import ARRAYS_FILE, META_FILE, sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def rewrite_arrays(path: Path, change) -> None:  # noqa: ANN001
         if entry["name"] in arrays:
             entry["shape"] = list(arrays[entry["name"]].shape)
             entry["dtype"] = arrays[entry["name"]].dtype.str
-    meta["sha256"][ARRAYS_FILE] = _sha256(path / ARRAYS_FILE)
+    meta["sha256"][ARRAYS_FILE] = sha256_file(path / ARRAYS_FILE)
     write_meta(path, meta)
 
 
@@ -157,7 +157,7 @@ def test_truncated_and_non_zip_npz(copy):
     for damaged in (data[: len(data) // 2], b"not a zip file at all"):
         (copy / ARRAYS_FILE).write_bytes(damaged)
         meta = meta_of(copy)
-        meta["sha256"][ARRAYS_FILE] = _sha256(copy / ARRAYS_FILE)
+        meta["sha256"][ARRAYS_FILE] = sha256_file(copy / ARRAYS_FILE)
         write_meta(copy, meta)
         message = refused(copy, ARRAYS_FILE)
         assert "pickle" not in message
@@ -170,7 +170,7 @@ def test_object_arrays_refused(copy):
         arrays = {k: data[k] for k in data.files}
     arrays[name] = np.array([{"evil": 1}], dtype=object)
     np.savez(copy / ARRAYS_FILE, **arrays)  # (np.savez pickles object arrays)
-    meta["sha256"][ARRAYS_FILE] = _sha256(copy / ARRAYS_FILE)
+    meta["sha256"][ARRAYS_FILE] = sha256_file(copy / ARRAYS_FILE)
     write_meta(copy, meta)
     refused(copy, "object arrays")
 

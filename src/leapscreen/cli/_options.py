@@ -6,7 +6,6 @@ Everything here runs before any data is read or any model is fitted, so a typo c
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import re
 import sys
@@ -17,6 +16,7 @@ from typing import Any
 import typer
 
 from leapscreen.errors import InputError
+from leapscreen.persist.model import sha256_file
 
 # options a config file may not set (they are about this one run, not about the model)
 _NOT_IN_CONFIG = {"config", "quiet", "verbose", "help", "version"}
@@ -299,15 +299,6 @@ def read_genes(path: Path | None, encoding: str | None = None) -> list[str] | No
 
 
 # ------------------------------------------------------------------------------- provenance
-
-
-def sha256_file(path: Path) -> str:
-    """The sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _describe_input(option: str, path: Path | str) -> dict[str, Any]:

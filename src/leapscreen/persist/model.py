@@ -48,9 +48,10 @@ META_FILE = "leapscreen_model.json"
 ARRAYS_FILE = "arrays.npz"
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file's bytes (model checksums, input provenance)."""
     h = hashlib.sha256()
-    with path.open("rb") as fh:
+    with Path(path).open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -140,7 +141,7 @@ def _write(model: Any, state: Any, metadata: dict[str, Any], target: Path) -> Pa
             "state": dict(state),
             "arrays": index,
             "texts": texts,
-            "sha256": {name: _sha256(tmp / name) for name in files},
+            "sha256": {name: sha256_file(tmp / name) for name in files},
             **_summary(model),
             "metadata": metadata,
         }
@@ -242,7 +243,7 @@ def _checked_file(directory: Path, name: Any, meta: dict[str, Any]) -> Path:
     expected = meta["sha256"].get(name)
     if not isinstance(expected, str):
         raise _damaged(directory, META_FILE, f"has no sha256 checksum for {name}")
-    if _sha256(path) != expected:
+    if sha256_file(path) != expected:
         raise _damaged(directory, str(name), "does not match its checksum")
     return path
 
