@@ -8,8 +8,8 @@ from leapscreen.base import BaseHead
 from leapscreen.registry import register_head
 
 
-@register_head("ps-knn")
-class PSKNNHead(BaseHead):
+@register_head("plugin-knn")
+class PluginKNNHead(BaseHead):
     """Each perturbation: mean response of the k nearest training samples labelled for it."""
 
     def __init__(self, n_neighbors: int = 5) -> None:

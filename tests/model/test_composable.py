@@ -17,7 +17,7 @@ from leapscreen.evaluate.metrics import spearman_by_column
 from leapscreen.heads import PSLassoHead, RidgeHead
 from leapscreen.models import make_model, model_names
 from leapscreen.represent import PCARepresentation
-from tests.model.knn_head_plugin import PSKNNHead
+from tests.model.knn_head_plugin import PluginKNNHead
 
 
 def mean_spearman(y_true, y_pred) -> float:  # noqa: ANN001
@@ -63,8 +63,8 @@ def test_objects_equal_names(sim):
 
 def test_mixed_members_predict_through_members(sim):
     X, Y = sim.expression.iloc[:90], sim.responses.iloc[:90]
-    mixed = small(head=["ps-lasso", PSKNNHead(n_neighbors=3)]).fit(X, Y)
-    assert [m.head_kind for m in mixed.members_] == ["ps-lasso", "ps-knn"] * 2
+    mixed = small(head=["ps-lasso", PluginKNNHead(n_neighbors=3)]).fit(X, Y)
+    assert [m.head_kind for m in mixed.members_] == ["ps-lasso", "plugin-knn"] * 2
     assert not mixed.is_linear and mixed.gene_coef_ is None
     members = mixed.predict_members(sim.expression)
     np.testing.assert_allclose(mixed.predict(sim.expression).to_numpy(), members.mean(axis=0), 1e-6)
@@ -111,11 +111,11 @@ def test_unknown_names_are_clear():
 
 def test_one_file_head_everywhere(sim, tmp_path):
     """The head of knn_head_plugin.py fits, ensembles, saves, loads and is a model name."""
-    assert registry.get_entry("head", "ps-knn").cls is PSKNNHead
-    assert {"ps-knn", "leap-ps-knn"} <= set(model_names())
+    assert registry.get_entry("head", "plugin-knn").cls is PluginKNNHead
+    assert {"plugin-knn", "leap-plugin-knn"} <= set(model_names())
     X, Y = sim.expression.iloc[:90], sim.responses.iloc[:90]
     model = make_model(
-        "leap-ps-knn", n_seeds=2, latent_dim=6, n_genes=100, representation="pca"
+        "leap-plugin-knn", n_seeds=2, latent_dim=6, n_genes=100, representation="pca"
     ).fit(X, Y)
     assert len(model.members_) == 2 and not model.is_linear
     new = sim.expression.iloc[90:]
@@ -135,7 +135,7 @@ def test_one_file_head_everywhere(sim, tmp_path):
             "--data",
             str(tmp_path / "data"),
             "--model",
-            "leap-ps-knn",
+            "leap-plugin-knn",
             "--seeds",
             "2",
             "--latent-dim",
@@ -148,16 +148,16 @@ def test_one_file_head_everywhere(sim, tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert LEAP.load(tmp_path / "cli-model").members_[0].head_kind == "ps-knn"
+    assert LEAP.load(tmp_path / "cli-model").members_[0].head_kind == "plugin-knn"
     result = CliRunner().invoke(
         app,
-        ["evaluate", "--data", str(tmp_path / "data"), "--models", "mean,leap-ps-knn",
+        ["evaluate", "--data", str(tmp_path / "data"), "--models", "mean,leap-plugin-knn",
          "--seeds", "2", "--latent-dim", "4", "--n-genes", "60", "--repeats", "1",
          "--min-labels", "10", "--out", str(tmp_path / "eval"), "-q"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     scores = pd.read_csv(tmp_path / "eval" / "results.csv")
-    assert set(scores["model"]) == {"mean", "leap-ps-knn"}
+    assert set(scores["model"]) == {"mean", "leap-plugin-knn"}
 
 
 def test_fallback_warning_names_the_perturbations(caplog):

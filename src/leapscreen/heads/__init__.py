@@ -12,13 +12,21 @@ engine every head shares: label groups, folds, scoring, tie and fallback rules),
 """
 
 from leapscreen.heads._cv import kfold_assignment, spearman_columns
+from leapscreen.heads.boosting import PSLightGBMHead
+from leapscreen.heads.knn import PSKNNHead
 from leapscreen.heads.lasso import PSLassoHead
 from leapscreen.heads.linear import ElasticNetHead, MeanHead, RidgeHead
+from leapscreen.heads.pan import PanLightGBMHead, PanMLPHead, PanTDNNHead
 
 __all__ = [
     "ElasticNetHead",
     "MeanHead",
+    "PSKNNHead",
+    "PSLightGBMHead",
     "PSLassoHead",
+    "PanLightGBMHead",
+    "PanMLPHead",
+    "PanTDNNHead",
     "RidgeHead",
     "kfold_assignment",
     "spearman_columns",
