@@ -184,6 +184,19 @@ class BaseHead(RegressorMixin, BaseEstimator):
             return super().score(X, y, sample_weight=sample_weight)
         return nan_r2(y, self.predict(X))
 
+    def out_of_fold_predictions(self) -> np.ndarray | None:
+        """Out-of-fold predictions of the training rows from the last ``fit``, or None.
+
+        Shape (n_train, p), float64. For a row labelled for perturbation ``j``: the prediction of the
+        fold model that did not see the row (the exact leave-one-out prediction for ``cv="loo"``),
+        at the chosen hyper-parameters. For a row not labelled for ``j`` (never used for it): the
+        head's prediction. For a fallback perturbation: its training mean. LEAP uses them to choose
+        combination weights without test samples, the stacked head as its second-level input. They
+        are not saved with the model (a loaded head returns None).
+        """
+        check_is_fitted(self)
+        return getattr(self, "_oof", None)
+
     def fallback_mask(self) -> np.ndarray:
         """Boolean per perturbation: predicted by its training mean (too few labels, constant)."""
         check_is_fitted(self)

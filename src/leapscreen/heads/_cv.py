@@ -38,6 +38,7 @@ __all__ = [
     "fallback_columns",
     "kfold_assignment",
     "label_groups",
+    "linear_out_of_fold",
     "rank_average",
     "spearman_columns",
 ]
@@ -252,3 +253,42 @@ def choose_alpha(scores: np.ndarray, alphas: np.ndarray, prefer: Preference) -> 
     for position in order:
         best.update(int(position), scores[position])
     return best.index
+
+
+def linear_out_of_fold(
+    Z: np.ndarray,
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    labelled: np.ndarray,
+    columns: np.ndarray,
+    random_state: int | None,
+) -> np.ndarray:
+    """Out-of-fold predictions of kept linear fold models (see ``BaseHead.out_of_fold_predictions``).
+
+    Parameters
+    ----------
+    Z : numpy.ndarray of shape (n, d)
+        The training representation.
+    coef, intercept : numpy.ndarray of shape (k, d, p) and (k, p)
+        Fold model ``f`` was fitted without the rows of fold ``f`` (:func:`kfold_assignment`).
+    labelled : numpy.ndarray of bool, shape (n, p)
+    columns : numpy.ndarray of int
+        The cross-validated columns (not the fallbacks).
+    random_state : int or None
+        The seed of the folds.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n, p)
+        The mean of the fold models everywhere, replaced on each labelled row of a cross-validated
+        column by the model of the fold that left the row out.
+    """
+    k = coef.shape[0]
+    oof = Z @ coef.mean(axis=0) + intercept.mean(axis=0)
+    for cols in label_groups(labelled, columns).values():
+        c = np.asarray(cols)
+        fold = kfold_assignment(labelled[:, c[0]], k, random_state)
+        for f in range(k):
+            rows = np.flatnonzero(fold == f)
+            oof[np.ix_(rows, c)] = Z[rows] @ coef[f][:, c] + intercept[f, c]
+    return oof

@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 
 from leapscreen.base import BaseHead, LinearHeadMixin
 from leapscreen.errors import InputError
-from leapscreen.heads._cv import Preference, fallback_columns, label_groups
+from leapscreen.heads._cv import Preference, fallback_columns, label_groups, linear_out_of_fold
 from leapscreen.heads._solvers._linalg import _default_jobs, _Workers
 from leapscreen.heads._solvers.cv_path import PathCV, plan_batches, solve_groups
 from leapscreen.registry import register_head
@@ -272,4 +272,7 @@ class PSLassoHead(LinearHeadMixin, BaseHead):
         self.cv_scores_ = out["scores"]
         self.n_train_ = n_lab.astype(np.int64)
         self.fallback_ = fallback
+        self._oof = linear_out_of_fold(
+            Z, coef, intercept, labelled, np.flatnonzero(~fallback), self.random_state
+        )
         return self

@@ -159,6 +159,7 @@ class RidgeHead(LinearHeadMixin, BaseHead):
         scores = np.full((grid.size, p), np.nan)
         chosen = np.full(p, np.nan)
         groups = label_groups(labelled, np.flatnonzero(~fallback))
+        held_out: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # for _oof
 
         kernel: list[np.ndarray] = []  # Zc Zc^T, computed once if the centred kernel form is used
 
@@ -203,12 +204,15 @@ class RidgeHead(LinearHeadMixin, BaseHead):
                 fitted = U @ (gain[:, :, None] * Uy[None]) + ym  # (n_alphas, n, q)
                 lev = (U**2) @ gain.T + 1.0 / rows.size  # (n, n_alphas)
                 lev = np.minimum(lev.T[:, :, None], 1.0 - 1e-12)  # (n_alphas, n, 1)
-                mean_score = score((fitted - lev * yt) / (1.0 - lev), yt)  # leave-one-out
+                loo_pred = (fitted - lev * yt) / (1.0 - lev)  # (n_alphas, n, q)
+                mean_score = score(loo_pred, yt)  # leave-one-out
                 fold_models = [(*fit[:6], Uy, ym)]
+                validation = [(rows, loo_pred)]
             else:
                 fold = kfold_assignment(mask, k, self.random_state)
                 total = np.zeros((grid.size, cols.size))
                 fold_models = []
+                validation = []
                 for f in range(k):
                     tr = np.flatnonzero(mask & (fold != f))
                     va = np.flatnonzero(fold == f)
@@ -221,10 +225,12 @@ class RidgeHead(LinearHeadMixin, BaseHead):
                     pred = XvU @ (shrink[:, :, None] * Uy[None]) + ym
                     total += score(pred, Yv[va][:, cols])
                     fold_models.append((*fit, Uy, ym))
+                    validation.append((va, pred))
                 mean_score = total / k
             best = choose_alpha(mean_score, grid, prefer=self.alpha_tie)
             scores[:, cols] = mean_score
             chosen[cols] = grid[best]
+            held_out += [(rows_, cols, best, pred_) for rows_, pred_ in validation]
             for f, (Xs, mean, scale, keep, U, s2, Uy, ym) in enumerate(fold_models):
                 shrink = 1.0 / (s2[:, None] + grid[best][None, :])  # (r, q)
                 w_std = Xs.T @ (U @ (shrink * Uy))  # (d, q)
@@ -242,6 +248,10 @@ class RidgeHead(LinearHeadMixin, BaseHead):
         self.cv_scores_ = scores
         self.n_train_ = n_lab.astype(np.int64)
         self.fallback_ = fallback
+        oof = Zv @ self.coef_mean_ + self.intercept_mean_
+        for rows_, cols, best, pred_ in held_out:  # each labelled row: the model that left it out
+            oof[np.ix_(rows_, cols)] = pred_[best, :, np.arange(cols.size)].T
+        self._oof = oof
         return self
 
 
@@ -286,4 +296,5 @@ class MeanHead(LinearHeadMixin, BaseHead):
         self.coef_mean_ = np.zeros((Zv.shape[1], Yv.shape[1]))
         self.intercept_mean_ = mean
         self.n_train_ = n_lab.astype(np.int64)
+        self._oof = np.tile(mean, (Zv.shape[0], 1))  # the training mean (not left out: a floor)
         return self
