@@ -16,6 +16,7 @@ from leapscreen.heads.boosting import PSLightGBMHead
 from leapscreen.heads.knn import PSKNNHead
 from leapscreen.heads.lasso import PSLassoHead
 from leapscreen.heads.linear import ElasticNetHead, MeanHead, RidgeHead
+from leapscreen.heads.multitask import ReducedRankRidgeHead, StackedHead
 from leapscreen.heads.pan import PanLightGBMHead, PanMLPHead, PanTDNNHead
 
 __all__ = [
@@ -27,7 +28,9 @@ __all__ = [
     "PanLightGBMHead",
     "PanMLPHead",
     "PanTDNNHead",
+    "ReducedRankRidgeHead",
     "RidgeHead",
+    "StackedHead",
     "kfold_assignment",
     "spearman_columns",
 ]
