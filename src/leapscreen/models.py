@@ -17,6 +17,7 @@ from typing import Any
 from sklearn.base import BaseEstimator, clone
 
 from leapscreen import registry
+from leapscreen.baselines import LineageMean
 from leapscreen.ensemble import LEAP
 
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
@@ -46,6 +47,14 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+#: models that are not LEAP configurations: name -> class (built with its defaults). They need more
+#: than expression (the lineage of the samples), so ``evaluate`` offers them, ``fit`` does not.
+BASELINES: dict[str, type[BaseEstimator]] = {
+    # per-(lineage, perturbation) training mean: what the tissue of origin alone predicts
+    "lineage-mean": LineageMean,
+}
+
+
 def _generated() -> dict[str, dict[str, Any]]:
     """``H`` and ``leap-H`` for every registered head ``H`` not already a preset name."""
     out: dict[str, dict[str, Any]] = {}
@@ -53,7 +62,7 @@ def _generated() -> dict[str, dict[str, Any]]:
         if not getattr(registry.get_entry("head", head).cls, "uses_features", True):
             continue  # a head that ignores the features has no representation to ensemble
         for name, n_seeds in ((head, 1), (f"leap-{head}", 5)):
-            if name not in MODEL_PRESETS:
+            if name not in MODEL_PRESETS and name not in BASELINES:
                 out[name] = {"representation": "damae", "head": head, "n_seeds": n_seeds}
     return out
 
@@ -63,9 +72,14 @@ def model_presets() -> dict[str, dict[str, Any]]:
     return {**MODEL_PRESETS, **_generated()}
 
 
-def model_names() -> list[str]:
-    """Every model name that :func:`make_model`, ``fit --model`` and ``evaluate --models`` accept."""
-    return list(model_presets())
+def model_names(with_baselines: bool = True) -> list[str]:
+    """Every model name that :func:`make_model` and ``evaluate --models`` accept.
+
+    ``with_baselines=False`` leaves out :data:`BASELINES` (they need the samples' lineage at
+    prediction time): the names ``fit --model`` accepts.
+    """
+    names = list(model_presets())
+    return [*names, *BASELINES] if with_baselines else names
 
 
 def make_model(name: str | BaseEstimator, **overrides: Any) -> BaseEstimator:
@@ -83,9 +97,13 @@ def make_model(name: str | BaseEstimator, **overrides: Any) -> BaseEstimator:
         model = clone(name)
         own = model.get_params(deep=False)
         return model.set_params(**{k: v for k, v in overrides.items() if k in own})
+    if name in BASELINES:
+        model = BASELINES[name]()
+        own = model.get_params(deep=False)
+        return model.set_params(**{k: v for k, v in overrides.items() if k in own})
     presets = model_presets()
     if name not in presets:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(presets)}")
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(model_names())}")
     preset = presets[name]
     params = {**preset, **overrides}
     if preset["n_seeds"] == 1:

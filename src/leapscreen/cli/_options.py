@@ -219,11 +219,21 @@ def check_choice(option: str, value: str, choices: Iterable[str]) -> None:
     )
 
 
-def check_models(option: str, names: list[str]) -> None:
-    """Every name must be a registered model (:func:`leapscreen.models.model_names`)."""
-    from leapscreen.models import model_names
+def check_models(option: str, names: list[str], with_baselines: bool = True) -> None:
+    """Every name must be a registered model (:func:`leapscreen.models.model_names`).
 
-    valid = list(model_names())
+    ``with_baselines=False`` (``fit``): the lineage baselines are refused with the reason.
+    """
+    from leapscreen.models import BASELINES, model_names
+
+    valid = list(model_names(with_baselines=with_baselines))
+    baselines = [n for n in names if n in BASELINES and n not in valid]
+    if baselines:
+        raise InputError(
+            f"{option} {baselines[0]!r} is an evaluation baseline: it predicts from the lineage of "
+            "each sample, not from expression, so it is not saved as a model",
+            fix=f"compare it with `leapscreen evaluate --models {baselines[0]},ridge,...`",
+        )
     if not names:
         raise InputError(f"{option} lists no model", fix=f"choose from {', '.join(valid)}")
     unknown = [n for n in names if n not in valid]

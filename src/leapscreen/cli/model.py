@@ -156,7 +156,10 @@ def fit_command(
     samples: Path = opt.SAMPLES,
     config: Path = opt.CONFIG,
     model: str = typer.Option(
-        "leap-ps-lasso", "--model", "-m", help=f"One of: {', '.join(model_names())}."
+        "leap-ps-lasso",
+        "--model",
+        "-m",
+        help=f"One of: {', '.join(model_names(with_baselines=False))}.",
     ),
     seeds: int = typer.Option(5, "--seeds", help="Representation seeds (>= 1)."),
     latent_dim: int = opt.LATENT_DIM,
@@ -186,7 +189,7 @@ def fit_command(
     o = apply_config(ctx, config, dict(locals()))
     # everything below is checked before any input is read or anything is fitted
     check_ranges(o, FIT_RANGES)
-    check_models("--model", [o["model"]])
+    check_models("--model", [o["model"]], with_baselines=False)
     check_choice("--duplicates", o["duplicates"], DUPLICATE_RULES)
     o["device"] = check_device(o["device"])
     out = Path(o["out"])

@@ -163,6 +163,14 @@ def _accepts(method: Callable[..., Any], name: str) -> bool:
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
+def _names(method: Callable[..., Any], name: str) -> bool:
+    """``method`` has a parameter called ``name`` (not merely ``**kwargs``)."""
+    try:
+        return name in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _spec_text(spec: ModelSpec) -> str:
     return spec if isinstance(spec, str) else repr(spec)
 
@@ -356,8 +364,13 @@ def evaluate_models(
             }
             if not isinstance(spec, str):
                 fit_kwargs = {k: v for k, v in fit_kwargs.items() if _accepts(model.fit, k)}
+            predict_kwargs = {}
+            if _names(model.fit, "samples"):  # models that use the metadata (lineage baselines)
+                fit_kwargs["samples"] = train.samples
+            if _names(model.predict, "samples"):
+                predict_kwargs["samples"] = test.samples
             model.fit(train.expression, train.responses, **fit_kwargs)
-            pred = _predictions_frame(model.predict(test.expression), test)
+            pred = _predictions_frame(model.predict(test.expression, **predict_kwargs), test)
             seconds = time.perf_counter() - t0
             scores = score_perturbations(
                 test.responses.to_numpy(np.float64),
