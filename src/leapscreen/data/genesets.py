@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "filter_gene_sets",
     "gene_set_matrix",
+    "read_descriptor_table",
     "read_gene_list",
     "read_gene_sets",
     "read_gmt",
@@ -302,3 +303,68 @@ def gene_set_matrix(
     if as_frame:
         return pd.DataFrame(mat.toarray(), index=pd.Index(genes), columns=pd.Index(list(sets)))
     return mat
+
+
+def read_descriptor_table(
+    path: str | os.PathLike, *, index_col: str | int | None = None
+) -> pd.DataFrame:
+    """Read perturbation descriptors: one row per perturbation ID, numeric columns.
+
+    For pan-perturbation heads (``descriptors=``): gene embeddings, drug fingerprints, target
+    profiles, ... Descriptors are looked up by perturbation ID, else by symbol (``"A1BG (1)"``
+    matches a row ``"A1BG"``).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        CSV / TSV / parquet (text optionally ``.gz``); the first column (or ``index_col``) holds
+        the perturbation IDs, every other column is a number.
+    index_col : str or int, optional
+        The ID column (default the first).
+
+    Returns
+    -------
+    pandas.DataFrame
+        float64, perturbation ID (str) x descriptor columns.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, no descriptor column, a non-numeric value (naming column and
+        row), a missing or infinite value, repeated or empty IDs.
+    """
+    from leapscreen.data._io import read_table
+
+    p = check_exists(path)
+    frame = read_table(
+        p,
+        index_col=0 if index_col is None else index_col,
+        expected="matrix",
+        min_columns=2,
+        what="descriptor table",
+        id_what="perturbation IDs",
+    )
+    if frame.shape[1] == 0 or frame.shape[0] == 0:
+        raise InputError(
+            "the descriptor table has no descriptor column or no row",
+            path=p,
+            fix="write one row per perturbation: ID, then numeric columns",
+        )
+    values = frame.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise InputError(
+            f"{int(bad.sum())} missing or infinite value(s), first in row '{frame.index[r]}'",
+            path=p,
+            column=str(frame.columns[c]),
+            fix="fill them in, or drop those perturbations (pan heads then learn an embedding "
+            "for them)",
+        )
+    out = pd.DataFrame(
+        values,
+        index=pd.Index([str(i) for i in frame.index]),
+        columns=[str(c) for c in frame.columns],
+    )
+    out.index.name = frame.index.name
+    return out

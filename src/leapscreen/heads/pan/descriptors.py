@@ -63,18 +63,23 @@ class DescriptorTable(pd.DataFrame):
         return DescriptorTable
 
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """JSON part (IDs, column names) and arrays (the values) of the table."""
+        """JSON part (IDs, column names, the two axis names) and arrays (the values) of the table."""
         frame = as_descriptor_frame(self, "descriptors")
-        return (
-            {"index": [str(i) for i in frame.index], "columns": [str(c) for c in frame.columns]},
-            {"values": frame.to_numpy(dtype=np.float64)},
-        )
+        names = [None if n is None else str(n) for n in (self.index.name, self.columns.name)]
+        params = {
+            "index": [str(i) for i in frame.index],
+            "columns": [str(c) for c in frame.columns],
+            "names": names,
+        }
+        return params, {"values": frame.to_numpy(dtype=np.float64)}
 
     @classmethod
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> DescriptorTable:
         """The table saved by :meth:`get_state`."""
         values = np.asarray(arrays["values"], dtype=np.float64)
-        return cls(values, index=pd.Index(params["index"]), columns=pd.Index(params["columns"]))
+        index_name, columns_name = params.get("names", [None, None])
+        index = pd.Index(params["index"], name=index_name)
+        return cls(values, index=index, columns=pd.Index(params["columns"], name=columns_name))
 
 
 def as_descriptor_frame(descriptors: Any, what: str = "descriptors") -> pd.DataFrame:
