@@ -189,10 +189,14 @@ class BaseHead(RegressorMixin, BaseEstimator):
 
         Shape (n_train, p), float64. For a row labelled for perturbation ``j``: the prediction of the
         fold model that did not see the row (the exact leave-one-out prediction for ``cv="loo"``),
-        at the chosen hyper-parameters. For a row not labelled for ``j`` (never used for it): the
-        head's prediction. For a fallback perturbation: its training mean. LEAP uses them to choose
-        combination weights without test samples, the stacked head as its second-level input. They
-        are not saved with the model (a loaded head returns None).
+        at the chosen hyper-parameters, with that model's mean response replaced by the mean of all
+        labelled rows (a constant per perturbation). Without that, the intercept of a model fitted
+        without the row (the mean of the other rows) is anti-correlated with the row's own label,
+        which ranks strongly shrunk predictions backwards. For a row not labelled for ``j`` (never
+        used for it): the head's prediction. For a fallback perturbation: its training mean.
+
+        LEAP uses them to choose combination weights without test samples, the stacked head as its
+        second-level input. They are not saved with the model (a loaded head returns None).
         """
         check_is_fitted(self)
         return getattr(self, "_oof", None)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from leapscreen import persist, registry
 from leapscreen.base import nan_r2
+from leapscreen.combine import COMBINE_RULES, greedy_weights
 from leapscreen.errors import InputError
 from leapscreen.heads._cv import FALLBACK_RECORD
 from leapscreen.preprocess import Preprocessor
@@ -41,6 +43,8 @@ class Member:
     head: Any
     fit_seconds: float = 0.0
     head_kind: str = ""
+    #: the member's strategy (index into ``LEAP.groups_``): same representation and head spec
+    group: int = 0
 
     @property
     def is_linear(self) -> bool:
@@ -91,6 +95,14 @@ def _named_fallback_only():  # noqa: ANN202 - a context manager
             target.removeFilter(flt)
 
 
+def _takes(method: Callable[..., Any], name: str) -> bool:
+    """``method`` has a parameter called ``name``."""
+    try:
+        return name in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _as_list(spec: Any) -> list[Any]:
     if isinstance(spec, (str, BaseEstimator)):
         return [spec]
@@ -138,6 +150,11 @@ class LEAP(RegressorMixin, BaseEstimator):
         Apply ln(1 + x) first (for TPM input).
     n_folds : int
         CV folds of the heads given by name (their fold models are kept and averaged).
+    combine : {"mean", "cv", "cv-global"}
+        How members are combined (see :mod:`leapscreen.combine`): the plain mean (the paper), or
+        weights over the strategies (representation type x head) chosen per perturbation ("cv") or
+        for all perturbations ("cv-global") on the heads' out-of-fold predictions of the training
+        rows, never on test samples. The seeds of a strategy are always averaged.
     representation_params, head_params : dict, optional
         Extra constructor arguments of the representations / heads given by name (with several
         types, each gets those it accepts; a key no registered estimator accepts is an error).
@@ -160,6 +177,7 @@ class LEAP(RegressorMixin, BaseEstimator):
         n_folds: int = 5,
         representation_params: dict[str, Any] | None = None,
         head_params: dict[str, Any] | None = None,
+        combine: str = "mean",
         random_state: int = 0,
         device: str = "cpu",
     ) -> None:
@@ -173,6 +191,7 @@ class LEAP(RegressorMixin, BaseEstimator):
         self.n_folds = n_folds
         self.representation_params = representation_params
         self.head_params = head_params
+        self.combine = combine
         self.random_state = random_state
         self.device = device
 
@@ -196,6 +215,11 @@ class LEAP(RegressorMixin, BaseEstimator):
             raise InputError("LEAP: no representation given", fix="use representation='damae'")
         if not _as_list(self.head):
             raise InputError("LEAP: no head given", fix="use head='ps-lasso'")
+        if self.combine not in COMBINE_RULES:
+            raise InputError(
+                f"LEAP: combine must be one of {', '.join(COMBINE_RULES)}, got {self.combine!r}",
+                fix="use combine='mean' (the plain mean) or 'cv' (weights from out-of-fold CV)",
+            )
         for kind, specs, extra in (
             ("representation", _as_list(self.representation), self.representation_params),
             ("head", _as_list(self.head), self.head_params),
@@ -335,19 +359,21 @@ class LEAP(RegressorMixin, BaseEstimator):
         ]
         featureless = not any(getattr(c, "uses_features", True) for c in head_classes)
         plan = []
-        for spec in _as_list(self.representation):
+        for r_index, spec in enumerate(_as_list(self.representation)):
             cls = (
                 registry.get_entry("representation", spec).cls
                 if isinstance(spec, str)
                 else type(spec)
             )
             n = self.n_seeds if getattr(cls, "seeded", True) else 1
-            plan += [(spec, self.random_state + k) for k in range(n)]
+            plan += [(spec, self.random_state + k, r_index) for k in range(n)]
         if featureless:  # the mean predictor: one member, whatever the seeds
             plan, heads = plan[:1], heads[:1]
         self.members_: list[Member] = []
+        oof: dict[int, list[np.ndarray]] = {}
         with _named_fallback_only():
-            self._fit_members(plan, heads, Xz, Y, extra, sources, unlabelled_sources, progress)
+            self._fit_members(plan, heads, Xz, Y, extra, sources, unlabelled_sources, progress, oof)
+        self._combine_weights(oof, Y)
         self._collapse()
         fallback = self.fallback_perturbations()
         if fallback:
@@ -370,22 +396,75 @@ class LEAP(RegressorMixin, BaseEstimator):
         sources: Sequence[str] | None,
         unlabelled_sources: Sequence[str] | None,
         progress: ProgressFn | None,
+        oof: dict[int, list[np.ndarray]],
     ) -> None:
-        """Fit every (representation seed, head) member, appending to ``members_``."""
+        """Fit every (representation seed, head) member, appending to ``members_``.
+
+        With ``combine != "mean"`` the heads' out-of-fold predictions are collected in ``oof``
+        (group -> list over the group's members).
+        """
         total = len(plan) * len(heads)
-        for spec, seed in plan:
+        n_heads = len(heads)
+        for spec, seed, r_index in plan:
             t0 = time.perf_counter()
             kind, rep = self._representation(spec, seed)
             rep.fit(Xz, sources=sources, X_unlabelled=extra, sources_unlabelled=unlabelled_sources)
             Z = rep.transform(Xz)
-            for hspec in heads:
+            for h_index, hspec in enumerate(heads):
                 head_kind, head = self._head(hspec)
-                head.fit(Z, Y)
+                if _takes(head.fit, "perturbations"):  # heads that use perturbation descriptors
+                    head.fit(Z, Y, perturbations=self.perturbations_)
+                else:
+                    head.fit(Z, Y)
                 seconds = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                self.members_.append(Member(kind, seed, rep, head, seconds, head_kind))
+                group = r_index * n_heads + h_index
+                self.members_.append(Member(kind, seed, rep, head, seconds, head_kind, group))
+                if self.combine != "mean":
+                    oof.setdefault(group, []).append(self._out_of_fold(head, head_kind))
                 if progress is not None:
                     progress(f"{kind} seed {seed} + {head_kind}", len(self.members_), total)
+
+    @staticmethod
+    def _out_of_fold(head: Any, head_kind: str) -> np.ndarray:
+        get = getattr(head, "out_of_fold_predictions", None)
+        oof = get() if callable(get) else None
+        if oof is None:
+            raise InputError(
+                f"LEAP: the head {head_kind!r} gives no out-of-fold predictions, which "
+                "combine='cv' needs to choose the weights",
+                fix="use combine='mean', or give the head out_of_fold_predictions()",
+            )
+        oof = np.asarray(oof, dtype=np.float64)
+        return oof[:, None] if oof.ndim == 1 else oof
+
+    def _combine_weights(self, oof: dict[int, list[np.ndarray]], Y: np.ndarray) -> None:
+        """``weights_`` (groups x perturbations) from the groups' out-of-fold predictions."""
+        used = sorted({m.group for m in self.members_})
+        names: dict[int, str] = {}
+        for m in self.members_:
+            names.setdefault(m.group, f"{m.kind} + {m.head_kind}")
+        # groups renumbered 0..G-1 in order of first use
+        index = {g: i for i, g in enumerate(used)}
+        for m in self.members_:
+            m.group = index[m.group]
+        self.groups_ = [names[g] for g in used]
+        if self.combine == "mean":
+            self.weights_ = None
+            return
+        stacked = np.stack([np.mean(oof[g], axis=0) for g in used])
+        self.weights_ = greedy_weights(stacked, Y, per_perturbation=self.combine == "cv")
+
+    def _member_weights(self) -> np.ndarray:
+        """Weight of each member for each perturbation (members x perturbations)."""
+        p = len(self.perturbations_)
+        n = len(self.members_)
+        weights = getattr(self, "weights_", None)
+        if weights is None:
+            return np.full((n, p), 1.0 / n)
+        groups = np.array([m.group for m in self.members_])
+        size = np.bincount(groups, minlength=weights.shape[0]).astype(np.float64)
+        return weights[groups] / size[groups][:, None]
 
     def fallback_perturbations(self) -> list[str]:
         """Perturbations that every member predicts by the training mean (too few labels)."""
@@ -411,13 +490,19 @@ class LEAP(RegressorMixin, BaseEstimator):
         n_genes = len(self.preprocessor_.genes_)
         A = np.zeros((n_genes, len(self.perturbations_)), dtype=np.float64)
         c = np.zeros(len(self.perturbations_), dtype=np.float64)
-        for m in self.members_:
+        weights = self._member_weights() if getattr(self, "weights_", None) is not None else None
+        for i, m in enumerate(self.members_):
+            w = 1.0 if weights is None else weights[i]
             W, b = m.representation.linear_map()
             B = np.asarray(m.head.coef_mean_, dtype=np.float64)
-            A += np.asarray(W, np.float64) @ B
-            c += np.asarray(b, np.float64) @ B + np.asarray(m.head.intercept_mean_, np.float64)
-        A /= len(self.members_)
-        c /= len(self.members_)
+            A += (np.asarray(W, np.float64) @ B) * w
+            c += (
+                np.asarray(b, np.float64) @ B + np.asarray(m.head.intercept_mean_, np.float64)
+            ) * w
+        if weights is None:  # the plain mean
+            A /= len(self.members_)
+            c /= len(self.members_)
+
         # z = (x - mean) / scale  ->  pred = x @ (A / scale) + (c - (mean / scale) @ A)
         scale = np.asarray(self.preprocessor_.scale_, np.float64)
         mean = np.asarray(self.preprocessor_.mean_, np.float64)
@@ -450,11 +535,20 @@ class LEAP(RegressorMixin, BaseEstimator):
         if self.gene_coef_ is not None and not layered:
             pred = self._predict_collapsed(Xz)
         else:
-            pred = np.mean([self._member_output(m, Xz) for m in self.members_], axis=0)
+            pred = self._combined(Xz)
         if not isinstance(expression, pd.DataFrame):  # arrays in, arrays out (scikit-learn style)
             out = pred.astype(np.float32)
             return out[:, 0] if getattr(self, "_y_1d_", False) else out
         return pd.DataFrame(pred.astype(np.float32), index=frame.index, columns=self.perturbations_)
+
+    def _combined(self, Xz: np.ndarray) -> np.ndarray:
+        """The members' predictions combined by the fitted rule (mean or weights)."""
+        if getattr(self, "weights_", None) is None:
+            return np.mean([self._member_output(m, Xz) for m in self.members_], axis=0)
+        pred = np.zeros((Xz.shape[0], len(self.perturbations_)))
+        for m, w in zip(self.members_, self._member_weights(), strict=True):
+            pred += self._member_output(m, Xz) * w
+        return pred
 
     @staticmethod
     def _member_output(member: Member, Xz: np.ndarray) -> np.ndarray:
@@ -479,6 +573,53 @@ class LEAP(RegressorMixin, BaseEstimator):
         self._check_fitted()
         Xz = self.preprocessor_.transform(expression)
         return np.stack([self._member_output(m, Xz) for m in self.members_])
+
+    def predict_unscreened(
+        self, expression: pd.DataFrame, descriptors: pd.DataFrame
+    ) -> pd.DataFrame:
+        """Predicted responses to perturbations described by ``descriptors``, screened or not.
+
+        Only members whose head is a pan-perturbation model (it has ``predict_perturbations``, e.g.
+        "pan-mlp") can predict a perturbation from its descriptor; their predictions are averaged.
+
+        Parameters
+        ----------
+        expression : pandas.DataFrame
+            Samples x genes, as for :meth:`predict`.
+        descriptors : pandas.DataFrame
+            Perturbation ID x descriptor columns (the same columns as the descriptors in training).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Samples x the perturbations of ``descriptors``.
+        """
+        self._check_fitted()
+        members = [
+            m for m in self.members_ if callable(getattr(m.head, "predict_perturbations", None))
+        ]
+        if not members:
+            raise InputError(
+                "this model has no pan-perturbation head, so it cannot predict a perturbation "
+                "from its descriptor",
+                fix="fit a model with a pan head, e.g. LEAP(head='pan-mlp', ...)",
+            )
+        frame = expression
+        if not isinstance(expression, pd.DataFrame):
+            frame = pd.DataFrame(np.asarray(expression), columns=list(self.feature_names_in_))
+        Xz = self.preprocessor_.transform(frame)
+        pred = np.mean(
+            [
+                np.asarray(
+                    m.head.predict_perturbations(m.representation.transform(Xz), descriptors)
+                )
+                for m in members
+            ],
+            axis=0,
+        )
+        return pd.DataFrame(
+            pred.astype(np.float32), index=frame.index, columns=[str(i) for i in descriptors.index]
+        )
 
     def gene_attributions(self, perturbation: str) -> pd.Series:
         """Exact gene-level coefficients of one perturbation (linear ensembles only)."""

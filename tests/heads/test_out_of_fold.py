@@ -19,7 +19,8 @@ def _data(n=60, d=6, p=3, seed=0):
 
 
 def test_ridge_loo_oof_is_the_refit_without_the_row():
-    """cv='loo': the out-of-fold prediction of a row equals ridge refitted without that row."""
+    """cv='loo': the out-of-fold prediction of a row is ridge refitted without that row, its mean
+    response (the intercept's share) replaced by the mean of all labelled rows."""
     Z, Y = _data()
     head = RidgeHead(cv="loo", standardize=False).fit(Z, Y)
     oof = head.out_of_fold_predictions()
@@ -29,7 +30,8 @@ def test_ridge_loo_oof_is_the_refit_without_the_row():
         for i in rows[:5]:
             keep = rows[rows != i]
             m = Ridge(alpha=head.alpha_[j]).fit(Z[keep], Y[keep, j])
-            assert oof[i, j] == pytest.approx(m.predict(Z[i : i + 1])[0], rel=1e-6, abs=1e-8)
+            expected = m.predict(Z[i : i + 1])[0] - Y[keep, j].mean() + Y[rows, j].mean()
+            assert oof[i, j] == pytest.approx(expected, rel=1e-6, abs=1e-8)
         unlabelled = np.flatnonzero(np.isnan(Y[:, j]))
         np.testing.assert_allclose(oof[unlabelled, j], head.predict(Z[unlabelled])[:, j])
 
@@ -39,11 +41,15 @@ def test_ridge_kfold_oof_uses_the_model_of_the_other_folds():
     head = RidgeHead(cv=5, standardize=True, random_state=3).fit(Z, Y)
     oof = head.out_of_fold_predictions()
     for j in range(Y.shape[1]):
-        fold = kfold_assignment(~np.isnan(Y[:, j]), 5, 3)
+        mask = ~np.isnan(Y[:, j])
+        fold = kfold_assignment(mask, 5, 3)
         for f in range(5):
             rows = np.flatnonzero(fold == f)
+            shift = Y[mask, j].mean() - Y[mask & (fold != f), j].mean()
             np.testing.assert_allclose(
-                oof[rows, j], Z[rows] @ head.coef_[f][:, j] + head.intercept_[f, j], atol=1e-10
+                oof[rows, j],
+                Z[rows] @ head.coef_[f][:, j] + head.intercept_[f, j] + shift,
+                atol=1e-10,
             )
 
 
@@ -59,7 +65,21 @@ def test_lasso_oof_matches_sklearn_fold_fits():
     for f in range(5):
         tr, va = np.flatnonzero(mask & (fold != f)), np.flatnonzero(fold == f)
         m = Lasso(alpha=head.alpha_[j], tol=1e-12, max_iter=100000).fit(Z[tr], Y[tr, j])
-        np.testing.assert_allclose(oof[va, j], m.predict(Z[va]), atol=1e-4)
+        shift = Y[mask, j].mean() - Y[tr, j].mean()
+        np.testing.assert_allclose(oof[va, j], m.predict(Z[va]) + shift, atol=1e-4)
+
+
+def test_heavily_shrunk_oof_does_not_rank_backwards():
+    """Pure noise, alpha huge: plain leave-one-out predictions (the mean of the other rows) rank
+    the rows exactly backwards; the re-centred ones carry no such artefact."""
+    rng = np.random.default_rng(5)
+    Z, y = rng.standard_normal((50, 3)), rng.standard_normal(50)
+    head = RidgeHead(cv="loo", alphas=[1e8]).fit(Z, y)
+    naive = (y.sum() - y) / (y.size - 1)
+    from scipy.stats import spearmanr
+
+    assert spearmanr(naive, y)[0] == pytest.approx(-1.0)
+    assert abs(spearmanr(head.out_of_fold_predictions()[:, 0], y)[0]) < 0.5
 
 
 def test_mean_head_oof_and_loaded_heads():

@@ -257,9 +257,9 @@ def choose_alpha(scores: np.ndarray, alphas: np.ndarray, prefer: Preference) -> 
 
 def linear_out_of_fold(
     Z: np.ndarray,
+    Y: np.ndarray,
     coef: np.ndarray,
     intercept: np.ndarray,
-    labelled: np.ndarray,
     columns: np.ndarray,
     random_state: int | None,
 ) -> np.ndarray:
@@ -269,9 +269,10 @@ def linear_out_of_fold(
     ----------
     Z : numpy.ndarray of shape (n, d)
         The training representation.
+    Y : numpy.ndarray of shape (n, p)
+        The training responses, NaN = not measured.
     coef, intercept : numpy.ndarray of shape (k, d, p) and (k, p)
         Fold model ``f`` was fitted without the rows of fold ``f`` (:func:`kfold_assignment`).
-    labelled : numpy.ndarray of bool, shape (n, p)
     columns : numpy.ndarray of int
         The cross-validated columns (not the fallbacks).
     random_state : int or None
@@ -281,14 +282,19 @@ def linear_out_of_fold(
     -------
     numpy.ndarray of shape (n, p)
         The mean of the fold models everywhere, replaced on each labelled row of a cross-validated
-        column by the model of the fold that left the row out.
+        column by the model of the fold that left the row out, with that model's response mean
+        replaced by the mean of all labelled rows (see ``BaseHead.out_of_fold_predictions``).
     """
     k = coef.shape[0]
+    labelled = ~np.isnan(Y)
     oof = Z @ coef.mean(axis=0) + intercept.mean(axis=0)
     for cols in label_groups(labelled, columns).values():
         c = np.asarray(cols)
-        fold = kfold_assignment(labelled[:, c[0]], k, random_state)
+        mask = labelled[:, c[0]]
+        fold = kfold_assignment(mask, k, random_state)
+        y_all = Y[mask][:, c].mean(axis=0)
         for f in range(k):
             rows = np.flatnonzero(fold == f)
-            oof[np.ix_(rows, c)] = Z[rows] @ coef[f][:, c] + intercept[f, c]
+            y_fold = Y[mask & (fold != f)][:, c].mean(axis=0)
+            oof[np.ix_(rows, c)] = Z[rows] @ coef[f][:, c] + intercept[f, c] - y_fold + y_all
     return oof

@@ -273,6 +273,6 @@ class PSLassoHead(LinearHeadMixin, BaseHead):
         self.n_train_ = n_lab.astype(np.int64)
         self.fallback_ = fallback
         self._oof = linear_out_of_fold(
-            Z, coef, intercept, labelled, np.flatnonzero(~fallback), self.random_state
+            Z, Y, coef, intercept, np.flatnonzero(~fallback), self.random_state
         )
         return self

@@ -207,7 +207,8 @@ class RidgeHead(LinearHeadMixin, BaseHead):
                 loo_pred = (fitted - lev * yt) / (1.0 - lev)  # (n_alphas, n, q)
                 mean_score = score(loo_pred, yt)  # leave-one-out
                 fold_models = [(*fit[:6], Uy, ym)]
-                validation = [(rows, loo_pred)]
+                # out-of-fold, less the mean of the other rows, (n * ym - y) / (n - 1)
+                validation = [(rows, loo_pred - ym - (ym - yt) / (rows.size - 1))]
             else:
                 fold = kfold_assignment(mask, k, self.random_state)
                 total = np.zeros((grid.size, cols.size))
@@ -225,7 +226,7 @@ class RidgeHead(LinearHeadMixin, BaseHead):
                     pred = XvU @ (shrink[:, :, None] * Uy[None]) + ym
                     total += score(pred, Yv[va][:, cols])
                     fold_models.append((*fit, Uy, ym))
-                    validation.append((va, pred))
+                    validation.append((va, pred - ym))
                 mean_score = total / k
             best = choose_alpha(mean_score, grid, prefer=self.alpha_tie)
             scores[:, cols] = mean_score
@@ -250,7 +251,7 @@ class RidgeHead(LinearHeadMixin, BaseHead):
         self.fallback_ = fallback
         oof = Zv @ self.coef_mean_ + self.intercept_mean_
         for rows_, cols, best, pred_ in held_out:  # each labelled row: the model that left it out
-            oof[np.ix_(rows_, cols)] = pred_[best, :, np.arange(cols.size)].T
+            oof[np.ix_(rows_, cols)] = pred_[best, :, np.arange(cols.size)].T + y_mean[cols]
         self._oof = oof
         return self
 
