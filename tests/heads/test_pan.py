@@ -96,7 +96,7 @@ def screen():
 def fast(name: str, **params):
     """Small, fast instances of each pan head."""
     if name == "pan-mlp":
-        base = {"hidden_layers": (64, 32), "max_epochs": 30, "patience": 6}
+        base = {"hidden_layers": (64, 32), "max_epochs": 30, "patience": 6, "batch_samples": 16}
         return PanMLPHead(**{**base, "n_folds": 3, **params})
     if name == "pan-tdnn":
         base = {
@@ -105,6 +105,7 @@ def fast(name: str, **params):
             "hidden_layers": (32,),
             "max_epochs": 40,
             "patience": 6,
+            "batch_samples": 16,
         }
         return PanTDNNHead(**{**base, "n_folds": 3, **params})
     base = {"n_estimators": 150, "min_child_samples": 10, "n_jobs": 1}

@@ -4,8 +4,9 @@
 the descriptor ``v`` (or a learned embedding in its place), their outputs joined by a dense layer
 (``W_s s + W_p u``, the dense layer of the concatenation ``[s, u]`` written as two products, so that
 each tower runs once per sample and once per perturbation, not once per pair) and further dense
-layers to one output. Without towers it is a plain MLP on ``[z, v]``; with towers it is the tDNN of
-the DeepDEP / ETL family.
+layers to one output. Without towers it is a plain MLP on ``[z, v]``; with towers it is the tDNN
+of the DeepDEP / ETL family. Dropout acts within the towers and on their outputs (per sample and
+per perturbation, not per pair: per-pair random masks cost more than the layers themselves).
 
 :func:`train_network` trains it on the labelled pairs in mini-batches of samples (all labelled pairs
 of a batch of samples), with MSE or a per-perturbation correlation loss, and stops early on the
@@ -32,8 +33,8 @@ def _network_class() -> type:
 
     def tower(width: int, layers: tuple[int, ...], dropout: float) -> nn.Module:
         parts: list[nn.Module] = []
-        for out in layers:
-            parts += [nn.Linear(width, out), nn.ReLU(), nn.Dropout(dropout)]
+        for i, out in enumerate(layers):
+            parts += ([nn.Dropout(dropout)] if i else []) + [nn.Linear(width, out), nn.ReLU()]
             width = out
         return nn.Sequential(*parts)
 
@@ -57,10 +58,11 @@ def _network_class() -> type:
             dp = perturbation_layers[-1] if perturbation_layers else width
             self.join_sample = nn.Linear(ds, joint_layers[0])
             self.join_perturbation = nn.Linear(dp, joint_layers[0], bias=False)
+            self.drop = nn.Dropout(dropout)
             rest: list[nn.Module] = []
             for a, b in zip(joint_layers[:-1], joint_layers[1:], strict=True):
-                rest += [nn.ReLU(), nn.Dropout(dropout), nn.Linear(a, b)]
-            rest += [nn.ReLU(), nn.Dropout(dropout), nn.Linear(joint_layers[-1], 1)]
+                rest += [nn.ReLU(), nn.Linear(a, b)]
+            rest += [nn.ReLU(), nn.Linear(joint_layers[-1], 1)]
             self.joint = nn.Sequential(*rest)
             self.embedding = nn.Parameter(torch.randn(n_embedded, width))
 
@@ -75,7 +77,8 @@ def _network_class() -> type:
 
         def parts(self, z: Any, v: Any) -> tuple[Any, Any]:
             """Per-sample and per-perturbation halves of the joining layer."""
-            return self.join_sample(self.sample(z)), self.join_perturbation(self.perturbation(v))
+            a = self.join_sample(self.drop(self.sample(z)))
+            return a, self.join_perturbation(self.drop(self.perturbation(v)))
 
         def forward(self, z: Any, v: Any, rows: Any, cols: Any) -> Any:
             a, b = self.parts(z, v)

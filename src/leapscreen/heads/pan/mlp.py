@@ -161,7 +161,7 @@ class PanMLPHead(NeuralPanHead):
         ``perturbations`` names given to ``fit`` (ID, else symbol). Perturbations without a row,
         or all with None, get a learned embedding. Wrap it in
         :class:`~leapscreen.heads.pan.DescriptorTable` to save the head with a model.
-    hidden_layers : tuple of int, default (256, 128)
+    hidden_layers : tuple of int, default (128, 64)
         Widths of the dense layers after the concatenation.
     dropout : float, default 0.1
     loss : {"mse", "correlation"}, default "mse"
@@ -170,10 +170,10 @@ class PanMLPHead(NeuralPanHead):
     learning_rate : float, default 1e-3
     weight_decay : float, default 1e-5
         Adam's L2 penalty.
-    batch_samples : int, default 32
+    batch_samples : int, default 64
         Samples per mini-batch.
-    max_epochs : int, default 60
-    patience : int, default 8
+    max_epochs : int, default 40
+    patience : int, default 5
         Epochs without a better validation loss before stopping.
     val_fraction : float, default 0.15
         Share of each fold's training samples held out for early stopping.
@@ -204,14 +204,14 @@ class PanMLPHead(NeuralPanHead):
     def __init__(
         self,
         descriptors: Any = None,
-        hidden_layers: tuple[int, ...] = (256, 128),
+        hidden_layers: tuple[int, ...] = (128, 64),
         dropout: float = 0.1,
         loss: str = "mse",
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-5,
-        batch_samples: int = 32,
-        max_epochs: int = 60,
-        patience: int = 8,
+        batch_samples: int = 64,
+        max_epochs: int = 40,
+        patience: int = 5,
         val_fraction: float = 0.15,
         embedding_dim: int = 32,
         n_folds: int = 5,
