@@ -109,6 +109,26 @@ def _as_list(spec: Any) -> list[Any]:
     return list(spec)
 
 
+def _strategies(representation: Any, head: Any) -> list[tuple[Any, list[Any]]]:
+    """(representation spec, its head specs) for every representation type.
+
+    An element of ``representation`` may be a pair ``(representation, head or heads)`` that binds
+    its own heads; a plain element gets LEAP's ``head``.
+    """
+    out = []
+    for spec in _as_list(representation):
+        if isinstance(spec, tuple):
+            if len(spec) != 2:
+                raise InputError(
+                    f"LEAP: a (representation, heads) pair must have two parts, got {spec!r}",
+                    fix="write e.g. representation=[('genes', 'ridge'), ('damae', ['ps-lasso'])]",
+                )
+            out.append((spec[0], _as_list(spec[1])))
+        else:
+            out.append((spec, _as_list(head)))
+    return out
+
+
 def _accepted_somewhere(kind: registry.Kind, keys: set[str]) -> set[str]:
     """Of ``keys``, those that no registered estimator of ``kind`` accepts (typos)."""
     names = registry.head_names() if kind == "head" else registry.representation_names()
@@ -131,7 +151,10 @@ class LEAP(RegressorMixin, BaseEstimator):
     representation : str, estimator, or a sequence of them
         A registered name ("damae" (default), "mae", "ae", "pca", "genes": no representation, the
         heads on the preprocessed genes) or a representation object (e.g.
-        ``DAMAE(latent_dim=128)``). A sequence ensembles across representation types too.
+        ``DAMAE(latent_dim=128)``). A sequence ensembles across representation types too. An
+        element of the sequence may be a pair ``(representation, head or heads)`` whose heads
+        replace ``head`` for that representation, e.g.
+        ``[("genes", "ridge"), ("damae", ["ps-lasso", "rr-ridge"])]``.
     n_seeds : int
         Representation seeds per type (the paper: 5). 1 gives the single-representation model.
     head : str, estimator, or a sequence of them
@@ -213,7 +236,8 @@ class LEAP(RegressorMixin, BaseEstimator):
         positive_int("latent_dim", self.latent_dim)
         if not _as_list(self.representation):
             raise InputError("LEAP: no representation given", fix="use representation='damae'")
-        if not _as_list(self.head):
+        strategies = _strategies(self.representation, self.head)
+        if any(not heads for _, heads in strategies):
             raise InputError("LEAP: no head given", fix="use head='ps-lasso'")
         if self.combine not in COMBINE_RULES:
             raise InputError(
@@ -221,8 +245,8 @@ class LEAP(RegressorMixin, BaseEstimator):
                 fix="use combine='mean' (the plain mean) or 'cv' (weights from out-of-fold CV)",
             )
         for kind, specs, extra in (
-            ("representation", _as_list(self.representation), self.representation_params),
-            ("head", _as_list(self.head), self.head_params),
+            ("representation", [r for r, _ in strategies], self.representation_params),
+            ("head", [h for _, heads in strategies for h in heads], self.head_params),
         ):
             for spec in specs:
                 if isinstance(spec, str):
@@ -278,7 +302,8 @@ class LEAP(RegressorMixin, BaseEstimator):
     def representation_kinds(self) -> list[str]:
         """Registered names (or class names) of the representation types."""
         return [
-            s if isinstance(s, str) else registry.name_of(s) for s in _as_list(self.representation)
+            s if isinstance(s, str) else registry.name_of(s)
+            for s, _ in _strategies(self.representation, self.head)
         ]
 
     # ------------------------------------------------------------------ fit
@@ -353,26 +378,26 @@ class LEAP(RegressorMixin, BaseEstimator):
         if unlabelled_expression is not None and len(unlabelled_expression):
             extra = self.preprocessor_.transform(unlabelled_expression)
 
-        heads = _as_list(self.head)
-        head_classes = [
-            registry.get_entry("head", h).cls if isinstance(h, str) else type(h) for h in heads
-        ]
-        featureless = not any(getattr(c, "uses_features", True) for c in head_classes)
-        plan = []
-        for r_index, spec in enumerate(_as_list(self.representation)):
+        plan = []  # (representation spec, seed, its heads, group of its first head)
+        group = 0
+        for spec, heads in _strategies(self.representation, self.head):
             cls = (
                 registry.get_entry("representation", spec).cls
                 if isinstance(spec, str)
                 else type(spec)
             )
+            head_classes = [
+                registry.get_entry("head", h).cls if isinstance(h, str) else type(h) for h in heads
+            ]
             n = self.n_seeds if getattr(cls, "seeded", True) else 1
-            plan += [(spec, self.random_state + k, r_index) for k in range(n)]
-        if featureless:  # the mean predictor: one member, whatever the seeds
-            plan, heads = plan[:1], heads[:1]
+            if not any(getattr(c, "uses_features", True) for c in head_classes):
+                n, heads = 1, heads[:1]  # the mean predictor: one member, whatever the seeds
+            plan += [(spec, self.random_state + k, heads, group) for k in range(n)]
+            group += len(heads)
         self.members_: list[Member] = []
         oof: dict[int, list[np.ndarray]] = {}
         with _named_fallback_only():
-            self._fit_members(plan, heads, Xz, Y, extra, sources, unlabelled_sources, progress, oof)
+            self._fit_members(plan, Xz, Y, extra, sources, unlabelled_sources, progress, oof)
         self._combine_weights(oof, Y)
         self._collapse()
         fallback = self.fallback_perturbations()
@@ -388,8 +413,7 @@ class LEAP(RegressorMixin, BaseEstimator):
 
     def _fit_members(
         self,
-        plan: list[tuple[Any, int]],
-        heads: list[Any],
+        plan: list[tuple[Any, int, list[Any], int]],
         Xz: np.ndarray,
         Y: np.ndarray,
         extra: np.ndarray | None,
@@ -403,9 +427,8 @@ class LEAP(RegressorMixin, BaseEstimator):
         With ``combine != "mean"`` the heads' out-of-fold predictions are collected in ``oof``
         (group -> list over the group's members).
         """
-        total = len(plan) * len(heads)
-        n_heads = len(heads)
-        for spec, seed, r_index in plan:
+        total = sum(len(heads) for _, _, heads, _ in plan)
+        for spec, seed, heads, first_group in plan:
             t0 = time.perf_counter()
             kind, rep = self._representation(spec, seed)
             rep.fit(Xz, sources=sources, X_unlabelled=extra, sources_unlabelled=unlabelled_sources)
@@ -418,7 +441,7 @@ class LEAP(RegressorMixin, BaseEstimator):
                     head.fit(Z, Y)
                 seconds = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                group = r_index * n_heads + h_index
+                group = first_group + h_index
                 self.members_.append(Member(kind, seed, rep, head, seconds, head_kind, group))
                 if self.combine != "mean":
                     oof.setdefault(group, []).append(self._out_of_fold(head, head_kind))

@@ -89,3 +89,31 @@ def test_mean_rule_unchanged_and_bad_rules_refused(data):
     )
     with pytest.raises(InputError, match="combine must be one of"):
         LEAP(combine="best", representation="genes", head="ridge").fit(X, Y)
+
+
+def test_representation_head_pairs(data):
+    """Pairs bind heads to one representation: no cross product, groups in order, exact collapse."""
+    X, Y = data
+    model = LEAP(
+        representation=[("genes", "ridge"), ("pca", ["ridge", "mean"])],
+        n_seeds=2,
+        latent_dim=4,
+        n_genes=30,
+        combine="cv-global",
+    ).fit(X, Y)
+    kinds = [(m.kind, m.head_kind, m.group) for m in model.members_]
+    # genes is not seeded (one member); pca gets two seeds, each with both of its heads
+    assert kinds == [
+        ("genes", "ridge", 0),
+        ("pca", "ridge", 1),
+        ("pca", "mean", 2),
+        ("pca", "ridge", 1),
+        ("pca", "mean", 2),
+    ]
+    assert model.groups_ == ["genes + ridge", "pca + ridge", "pca + mean"]
+    assert np.allclose(model.weights_, model.weights_[:, :1])  # one vector for all
+    np.testing.assert_allclose(
+        model.predict(X).to_numpy(), model.predict(X, layered=True).to_numpy(), rtol=1e-4, atol=1e-4
+    )
+    with pytest.raises(InputError, match="two parts"):
+        LEAP(representation=[("genes", "ridge", "x")]).fit(X, Y)
