@@ -29,6 +29,7 @@ HEADS: dict[str, dict[str, str]] = {
     "RidgeHead": {"check_supervised_y_no_nan": _NAN_TARGETS},
     # MeanHead's R^2 of 0 is declared with the poor_score tag, so check_regressors_train passes
     "MeanHead": {"check_supervised_y_no_nan": _NAN_TARGETS},
+    "PSMLPHead": {"check_supervised_y_no_nan": _NAN_TARGETS},
     "ReducedRankRidgeHead": {"check_supervised_y_no_nan": _NAN_TARGETS},
     "StackedHead": {"check_supervised_y_no_nan": _NAN_TARGETS},
     "PSKNNHead": {"check_supervised_y_no_nan": _NAN_TARGETS},

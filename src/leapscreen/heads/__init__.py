@@ -16,6 +16,7 @@ from leapscreen.heads.boosting import PSLightGBMHead
 from leapscreen.heads.knn import PSKNNHead
 from leapscreen.heads.lasso import PSLassoHead
 from leapscreen.heads.linear import ElasticNetHead, MeanHead, RidgeHead
+from leapscreen.heads.mlp import PSMLPHead
 from leapscreen.heads.multitask import ReducedRankRidgeHead, StackedHead
 from leapscreen.heads.pan import PanLightGBMHead, PanMLPHead, PanTDNNHead
 
@@ -25,6 +26,7 @@ __all__ = [
     "PSKNNHead",
     "PSLightGBMHead",
     "PSLassoHead",
+    "PSMLPHead",
     "PanLightGBMHead",
     "PanMLPHead",
     "PanTDNNHead",

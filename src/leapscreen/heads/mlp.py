@@ -1,0 +1,930 @@
+"""PS-MLP: one small neural network per perturbation, all of them trained as one batched network.
+
+The procedure is LEAP's reference one for its PS-MLP head, for every perturbation (column of ``Y``)
+over that perturbation's labelled rows only:
+
+* the rows are split into ``cv`` folds (:func:`~leapscreen.heads._cv.kfold_assignment`);
+* for every candidate setting (``hidden_layers`` x ``learning_rates``) and every fold, an MLP
+  (ReLU, dropout after every hidden layer, Adam, MSE) is trained on the fold's training rows, with
+  inputs z-scored by those rows' statistics (the target too; both are folded back into the weights);
+* early stopping: an inner validation split is taken from the fold's training rows (never from the
+  CV validation fold); each network keeps the weights of its best inner-validation epoch and stops
+  after ``patience`` epochs without improvement (or at ``max_epochs``);
+* the setting is chosen by the mean validation Spearman over the folds (ties go to the setting
+  listed first: :func:`~leapscreen.heads._cv.choose_alpha` on positions), and the ``cv`` fold
+  networks at that setting are kept; their predictions are averaged.
+
+How it is fast: the networks of all perturbations and folds of one setting are one batched network
+whose weights carry a model axis (first layer ``(d, models, h)``, one matrix product for all
+models since they share the input rows; later layers batched products). Mini-batches are shared
+row sets; a masked MSE gives every model the gradient of its own labelled training rows only, so
+each model trains exactly as if alone. Models that stop early are dropped from the batch.
+
+Randomness without cross-talk: the initial weights, the row order of every epoch and the dropout
+masks come from a counter-based hash (murmur3's finaliser) of the seed, the model's identity
+(setting, perturbation index, fold), the epoch, the row and the unit. A perturbation's networks are
+therefore the same whatever the other perturbations' labels, and the random numbers are the same on
+every device. The inner validation rows are the fold's training rows that fall in one seeded
+subset (``validation_fraction`` of all rows) shared by every model, so that the per-epoch
+validation pass runs on that subset only.
+
+torch is imported only inside :meth:`PSMLPHead.fit`; prediction is numpy (float64), so a saved head
+loads and predicts without a GPU (and without importing torch).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from itertools import product
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from leapscreen.base import BaseHead
+from leapscreen.errors import InputError
+from leapscreen.heads._cv import (
+    Preference,
+    choose_alpha,
+    fallback_columns,
+    kfold_assignment,
+    label_groups,
+    spearman_columns,
+)
+from leapscreen.registry import register_head
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PSMLPHead"]
+
+# ---------------------------------------------------------------------------------- hashing
+#
+# murmur3's 32-bit finaliser: a bijection of uint32 with full avalanche. numpy (uint32, wraps) for
+# keys, initial weights and row orders; torch (int32, the same bits) for the dropout masks.
+
+_M1, _M2 = 0x85EBCA6B, 0xC2B2AE35
+_GOLDEN = 0x9E3779B9  # element / row stride
+_UNIT = 0x165667B1  # hidden-unit stride of the dropout keys
+_EPOCH = 0x27D4EB2F  # epoch stride
+_U32 = np.uint32
+
+
+def _fmix(x: Any) -> np.ndarray:
+    """murmur3 ``fmix32`` of uint32 values (a new array)."""
+    x = np.array(x, dtype=_U32)
+    x ^= x >> _U32(16)
+    x *= _U32(_M1)
+    x ^= x >> _U32(13)
+    x *= _U32(_M2)
+    x ^= x >> _U32(16)
+    return x
+
+
+def _signed(value: int) -> int:
+    """A uint32 constant as the int32 with the same bits."""
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _fmix_torch(x: torch.Tensor) -> torch.Tensor:
+    """:func:`_fmix` in place on an int32 tensor (logical shifts emulated with masks)."""
+    x.bitwise_xor_((x >> 16) & 0xFFFF)
+    x.mul_(_signed(_M1))
+    x.bitwise_xor_((x >> 13) & 0x7FFFF)
+    x.mul_(_signed(_M2))
+    x.bitwise_xor_((x >> 16) & 0xFFFF)
+    return x
+
+
+def _as_int32(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x, dtype=_U32).view(np.int32)
+
+
+def _seed_key(random_state: int | None) -> int:
+    if random_state is None:
+        random_state = int(np.random.default_rng().integers(1 << 62))
+    rs = int(random_state)
+    return int(_fmix((int(_fmix(rs & 0xFFFFFFFF)) + (rs >> 32)) & 0xFFFFFFFF))
+
+
+def _model_keys(seed: int, setting: int, columns: np.ndarray, n_folds: int) -> np.ndarray:
+    """Key of every model (column-major over folds: model ``i * n_folds + f``), uint32."""
+    base = _fmix((seed + setting) & 0xFFFFFFFF)
+    per_col = _fmix(base + np.asarray(columns, dtype=_U32))
+    return _fmix(per_col[:, None] + np.arange(n_folds, dtype=_U32)[None, :]).ravel()
+
+
+def _uniform(keys: np.ndarray) -> np.ndarray:
+    """Uniform [0, 1) float64 from uint32 keys (24 bits)."""
+    return (_fmix(keys) >> _U32(8)).astype(np.float64) * 2.0**-24
+
+
+# ---------------------------------------------------------------------------------- networks
+#
+# The weights of M networks with hidden widths (h0, ..., hL): W0 (d, M, h0), b0 (M, h0), then
+# W_l (M, h_{l-1}, h_l), b_l (M, h_l), and the output layer w (M, hL), b (M,). The model axis is 1
+# for W0 and 0 for every other array.
+
+
+def _shapes(d: int, m: int, hidden: tuple[int, ...]) -> list[tuple[tuple[int, ...], int]]:
+    """(shape, fan_in) of every weight array of ``m`` networks."""
+    out = [((d, m, hidden[0]), d), ((m, hidden[0]), d)]
+    for a, b in zip(hidden[:-1], hidden[1:], strict=True):
+        out += [((m, a, b), a), ((m, b), a)]
+    out += [((m, hidden[-1]), hidden[-1]), ((m,), hidden[-1])]
+    return out
+
+
+def _model_axis(i: int) -> int:
+    return 1 if i == 0 else 0
+
+
+def _init_weights(keys: np.ndarray, d: int, hidden: tuple[int, ...]) -> list[np.ndarray]:
+    """PyTorch's default Linear initialisation, U(+-1/sqrt(fan_in)), from the models' keys."""
+    m = keys.size
+    out = []
+    for t, (shape, fan_in) in enumerate(_shapes(d, m, hidden)):
+        ax = _model_axis(t)
+        per = [s for i, s in enumerate(shape) if i != ax]
+        elem = np.arange(int(np.prod(per)), dtype=_U32).reshape(per) * _U32(_GOLDEN)
+        tkeys = _fmix(keys ^ _U32((0xA5A5A5A5 + 7919 * t) & 0xFFFFFFFF))
+        full = np.expand_dims(elem, ax) + np.expand_dims(
+            tkeys, [i for i in range(len(shape)) if i != ax]
+        )
+        bound = 1.0 / math.sqrt(fan_in)
+        out.append(((2.0 * _uniform(full) - 1.0) * bound).astype(np.float32))
+    return out
+
+
+def _forward_numpy(layers: list[np.ndarray], Z: np.ndarray, dtype: Any = np.float64) -> np.ndarray:
+    """Outputs (n, M) of M networks (folded weights, no dropout) on the rows of ``Z``."""
+    W0 = layers[0]
+    d, m, h0 = W0.shape
+    n = Z.shape[0]
+    out = np.empty((n, m), dtype=np.float64)
+    widest = max(a.shape[-1] for a in layers[1::2] if a.ndim == 2)
+    chunk = max(1, (1 << 22) // max(1, m * widest))
+    W0f = W0.reshape(d, m * h0).astype(dtype, copy=False)
+    rest = [a.astype(dtype, copy=False) for a in layers[1:]]
+    for start in range(0, n, chunk):
+        z = np.asarray(Z[start : start + chunk], dtype=dtype)
+        h = (z @ W0f).reshape(z.shape[0], m, h0) + rest[0]
+        np.maximum(h, 0.0, out=h)
+        h = np.ascontiguousarray(h.transpose(1, 0, 2))  # (M, rows, h0)
+        for W, b in zip(rest[1:-2:2], rest[2:-2:2], strict=True):
+            h = np.matmul(h, W) + b[:, None, :]
+            np.maximum(h, 0.0, out=h)
+        o = np.einsum("mrh,mh->mr", h, rest[-2]) + rest[-1][:, None]
+        out[start : start + chunk] = o.T
+    return out
+
+
+def _fold_scaling(
+    raw: list[np.ndarray], mu: np.ndarray, sd: np.ndarray, y_mean: np.ndarray, y_sd: np.ndarray
+) -> list[np.ndarray]:
+    """Weights on raw inputs and raw targets from weights on z-scored ones (exact algebra)."""
+    W0 = raw[0].astype(np.float64) / sd.T[:, :, None]
+    b0 = raw[1].astype(np.float64) - np.einsum("dmh,md->mh", W0, mu)
+    mid = [a.astype(np.float32) for a in raw[2:-2]]
+    w_out = (raw[-2].astype(np.float64) * y_sd[:, None]).astype(np.float32)
+    b_out = raw[-1].astype(np.float64) * y_sd + y_mean
+    return [W0.astype(np.float32), b0, *mid, w_out, b_out]
+
+
+def _take_models(layers: list[np.ndarray], idx: np.ndarray) -> list[np.ndarray]:
+    return [np.take(a, idx, axis=_model_axis(i)) for i, a in enumerate(layers)]
+
+
+# ---------------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class _Config:
+    hidden: tuple[int, ...]
+    lr: float
+    dropout: float
+    max_epochs: int
+    patience: int
+    batch_size: int
+    weight_decay: float
+    device: str
+
+
+@dataclass
+class _Trained:
+    """The networks of one setting after early stopping."""
+
+    weights: list[np.ndarray]  # best-epoch weights on z-scored inputs / targets (float32)
+    best_loss: np.ndarray  # (M,) inner-validation MSE (z-scored target) of the kept weights
+    best_epoch: np.ndarray  # (M,) epoch (1-based) of the kept weights
+    history: np.ndarray  # (epochs run, M) inner-validation MSE, NaN once a model has stopped
+
+
+#: relative decrease of the inner-validation loss that resets the patience counter (any decrease
+#: still replaces the kept weights: they are those of the best epoch seen)
+_MIN_DELTA = 1e-4
+#: compact the batch when this share of its models has stopped
+_COMPACT_AT = 0.1
+
+
+class _Adam:
+    """Adam (torch's defaults and update, L2 ``weight_decay`` added to the gradient), in place.
+
+    Written out rather than ``torch.optim.Adam`` so that models can be dropped from the batch
+    (:meth:`select`) with their moments, and because building a torch optimiser imports
+    ``torch._dynamo`` (seconds on a busy machine).
+    """
+
+    def __init__(
+        self, params: list[torch.Tensor], lr: float, weight_decay: float, fused: bool = True
+    ) -> None:
+        import torch
+
+        self.params = params
+        self.lr, self.weight_decay = lr, weight_decay
+        self.beta1, self.beta2, self.eps = 0.9, 0.999, 1e-8
+        self.exp_avg = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        self.steps = 0
+        self.fused = fused and params[0].device.type in ("cpu", "cuda")
+
+    def step(self) -> None:
+        """One Adam update of every parameter from its ``.grad`` (cleared afterwards)."""
+        import torch
+
+        self.steps += 1
+        with torch.no_grad():
+            grads = [p.grad for p in self.params]
+            if self.fused:
+                try:  # torch's fused kernel (one pass over the weights; cpu and cuda)
+                    steps = [torch.tensor(float(self.steps), device=p.device) for p in self.params]
+                    torch._fused_adam_(
+                        self.params,
+                        grads,
+                        self.exp_avg,
+                        self.exp_avg_sq,
+                        [],
+                        steps,
+                        lr=self.lr,
+                        beta1=self.beta1,
+                        beta2=self.beta2,
+                        weight_decay=self.weight_decay,
+                        eps=self.eps,
+                        amsgrad=False,
+                        maximize=False,
+                    )
+                except (AttributeError, RuntimeError, TypeError, NotImplementedError):
+                    self.fused = False  # pragma: no cover - device or torch without the kernel
+                    self.steps -= 1
+                    return self.step()
+            else:
+                bias1 = 1.0 - self.beta1**self.steps
+                bias2 = 1.0 - self.beta2**self.steps
+                for p, g, m, v in zip(
+                    self.params, grads, self.exp_avg, self.exp_avg_sq, strict=True
+                ):
+                    if self.weight_decay:
+                        g = g.add(p, alpha=self.weight_decay)
+                    m.mul_(self.beta1).add_(g, alpha=1.0 - self.beta1)
+                    v.mul_(self.beta2).addcmul_(g, g, value=1.0 - self.beta2)
+                    denom = v.sqrt().div_(math.sqrt(bias2)).add_(self.eps)
+                    p.addcdiv_(m, denom, value=-self.lr / bias1)
+            for p in self.params:
+                p.grad = None
+        return None
+
+    def select(self, keep: torch.Tensor) -> list[torch.Tensor]:
+        """Keep the models ``keep`` (indices into the batch); returns the new parameters."""
+        new = []
+        for i, p in enumerate(self.params):
+            ax = _model_axis(i)
+            new.append(p.detach().index_select(ax, keep).requires_grad_(True))
+            self.exp_avg[i] = self.exp_avg[i].index_select(ax, keep)
+            self.exp_avg_sq[i] = self.exp_avg_sq[i].index_select(ax, keep)
+        self.params = new
+        return new
+
+
+#: below this many hidden activations per mini-batch (rows x models x units) CPU training runs
+#: on one torch thread: small kernels gain nothing from threads and stall on a busy machine
+_SMALL_STEP = 1 << 20
+
+
+def _train(
+    Z: np.ndarray,
+    target: np.ndarray,
+    train_mask: np.ndarray,
+    val_mask: np.ndarray,
+    mu: np.ndarray,
+    sd: np.ndarray,
+    keys: np.ndarray,
+    folds: np.ndarray,
+    order_key: int,
+    mask_key: int,
+    cfg: _Config,
+) -> _Trained:
+    """:func:`_train_batched`, on one CPU thread when its steps are small (restored after)."""
+    import torch
+
+    args = (Z, target, train_mask, val_mask, mu, sd, keys, folds, order_key, mask_key, cfg)
+    small = cfg.batch_size * keys.size * max(cfg.hidden) < _SMALL_STEP
+    threads = torch.get_num_threads()
+    if torch.device(cfg.device).type != "cpu" or not small or threads == 1:
+        return _train_batched(*args)
+    torch.set_num_threads(1)
+    try:
+        return _train_batched(*args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_batched(
+    Z: np.ndarray,
+    target: np.ndarray,
+    train_mask: np.ndarray,
+    val_mask: np.ndarray,
+    mu: np.ndarray,
+    sd: np.ndarray,
+    keys: np.ndarray,
+    folds: np.ndarray,
+    order_key: int,
+    mask_key: int,
+    cfg: _Config,
+) -> _Trained:
+    """Train M networks at once with per-model early stopping (see the module docstring).
+
+    Parameters
+    ----------
+    Z : (n, d) raw inputs; target : (n, M) z-scored targets (any value where not used)
+    train_mask, val_mask : (n, M) bool, each model's inner-training and inner-validation rows
+    mu, sd : (M, d) each model's input statistics (its CV training fold)
+    keys : (M,) uint32 model keys (initial weights); folds : (M,) fold of every model
+    order_key, mask_key : keys of the epochs' row orders and of the dropout masks (the masks of a
+    row depend on the fold, the epoch and the unit: models of different columns share them)
+    """
+    import torch
+
+    dev = torch.device(cfg.device)
+    n, d = Z.shape
+    m_total = keys.size
+    hidden = cfg.hidden
+    params = [
+        torch.from_numpy(a).to(dev).requires_grad_(True) for a in _init_weights(keys, d, hidden)
+    ]
+    best = [p.detach().clone() for p in params]
+    opt = _Adam(params, cfg.lr, cfg.weight_decay)
+
+    Zt = torch.from_numpy(np.ascontiguousarray(Z, dtype=np.float32)).to(dev)
+    T_all = torch.from_numpy(np.ascontiguousarray(np.nan_to_num(target), dtype=np.float32)).to(dev)
+    TM_all = torch.from_numpy(train_mask.astype(np.float32)).to(dev)
+    VM_all = torch.from_numpy(val_mask.astype(np.float32)).to(dev)
+    inv_sd_all = torch.from_numpy((1.0 / sd).T[:, :, None].astype(np.float32)).to(dev)
+    mu_all = torch.from_numpy(mu.T[:, :, None].astype(np.float32)).to(dev)
+
+    train_rows = np.flatnonzero(train_mask.any(axis=1))
+    row_u32 = train_rows.astype(_U32) * _U32(_GOLDEN)
+    eval_rows = torch.from_numpy(np.flatnonzero(val_mask.any(axis=1))).to(dev)
+    row_keys = torch.from_numpy(_as_int32(np.arange(n, dtype=_U32) * _U32(_GOLDEN))).to(dev)
+    unit_keys = []
+    offset = 0
+    for width in hidden:
+        units = (np.arange(width, dtype=_U32) + _U32(offset)) * _U32(_UNIT)
+        unit_keys.append(torch.from_numpy(_as_int32(units)).to(dev).view(1, 1, width))
+        offset += width
+    keep_threshold = int(round(cfg.dropout * 65536))
+    drop = keep_threshold > 0
+    scale = 1.0 / (1.0 - cfg.dropout)
+    folds_all = torch.from_numpy(np.asarray(folds, dtype=np.int64)).to(dev)
+    n_folds = int(folds.max()) + 1 if folds.size else 1
+
+    present = torch.arange(m_total, device=dev)  # global ids of the models in the batch
+    alive = torch.ones(m_total, dtype=torch.bool, device=dev)  # of those, not stopped
+    best_loss = torch.full((m_total,), math.inf, device=dev)
+    ref_loss = torch.full((m_total,), math.inf, device=dev)  # for the patience counter
+    best_epoch = torch.zeros(m_total, dtype=torch.int64, device=dev)
+    waited = torch.zeros(m_total, dtype=torch.int64, device=dev)
+    history = np.full((cfg.max_epochs, m_total), np.nan, dtype=np.float32)
+
+    def select(ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (
+            T_all[:, ids],
+            TM_all[:, ids],
+            VM_all[:, ids],
+            inv_sd_all[:, ids],
+            mu_all[:, ids],
+            folds_all[ids],
+        )
+
+    T, TM, VM, inv_sd, mu, fold_ids = select(present)
+
+    def keep_mask(rows: torch.Tensor, layer: int, fold_keys: torch.Tensor) -> torch.Tensor:
+        """Dropout keep mask (rows, models, units): a hash of (fold key, row, unit)."""
+        x = fold_keys.view(1, -1, 1) + row_keys[rows].view(-1, 1, 1) + unit_keys[layer]
+        return ((_fmix_torch(x) & 0xFFFF) >= keep_threshold)[:, fold_ids]
+
+    def forward(zb: torch.Tensor, rows: torch.Tensor | None, fold_keys: torch.Tensor | None):
+        """Outputs (rows, models); dropout when ``fold_keys`` (training) is given."""
+        train = fold_keys is not None and drop
+        W0e = params[0] * inv_sd  # the first layer on raw inputs: W / sd, b - (mu / sd) W
+        b0e = params[1] - (W0e * mu).sum(0)
+        a = W0e.shape[1]
+        h = torch.relu(
+            torch.addmm(b0e.reshape(1, -1), zb, W0e.reshape(d, -1)).view(-1, a, hidden[0])
+        )
+        if train:
+            h = h * keep_mask(rows, 0, fold_keys)
+        for layer in range(1, len(hidden)):
+            W = params[2 * layer] * scale if train else params[2 * layer]
+            h = torch.relu(torch.einsum("bah,ahk->bak", h, W) + params[2 * layer + 1])
+            if train:
+                h = h * keep_mask(rows, layer, fold_keys)
+        w_out = params[-2] * scale if train else params[-2]  # inverted dropout, scaled after
+        return (h * w_out).sum(-1) + params[-1]
+
+    n_batches = max(1, math.ceil(train_rows.size / cfg.batch_size))
+    epochs_run = 0
+    for epoch in range(cfg.max_epochs):
+        epochs_run = epoch + 1
+        epoch_key = _fmix((order_key + (epoch + 1) * _EPOCH) & 0xFFFFFFFF)
+        order = train_rows[np.argsort(_fmix(epoch_key + row_u32), kind="stable")]
+        fold_keys = _fmix(
+            _U32((mask_key + (epoch + 1) * _EPOCH) & 0xFFFFFFFF)
+            + np.arange(n_folds, dtype=_U32) * _U32(_GOLDEN)
+        )
+        ekeys = torch.from_numpy(_as_int32(fold_keys)).to(dev)
+        for batch in np.array_split(order, n_batches):
+            rows = torch.from_numpy(batch).to(dev)
+            out = forward(Zt[rows], rows, ekeys)
+            mb = TM[rows]
+            loss = ((((out - T[rows]) ** 2) * mb).sum(0) / mb.sum(0).clamp_min(1.0)).sum()
+            loss.backward()
+            opt.step()
+        # inner validation of every model present (eval mode: no dropout)
+        with torch.no_grad():
+            sq = torch.zeros(present.numel(), device=dev)
+            for chunk in torch.split(eval_rows, 512):
+                out = forward(Zt[chunk], None, None)
+                sq += (((out - T[chunk]) ** 2) * VM[chunk]).sum(0)
+            val = sq / VM[eval_rows].sum(0).clamp_min(1.0)
+            live = alive[present]
+            improved = live & (val < best_loss[present])
+            if improved.any():
+                ids = present[improved]
+                for i, (p, store) in enumerate(zip(params, best, strict=True)):
+                    ax = _model_axis(i)
+                    store.index_copy_(
+                        ax, ids, p.detach().index_select(ax, improved.nonzero()[:, 0])
+                    )
+                best_loss[ids] = val[improved]
+                best_epoch[ids] = epoch + 1
+            significant = live & (val < ref_loss[present] * (1.0 - _MIN_DELTA))
+            ref_loss[present[significant]] = val[significant]
+            waited[present[live & ~significant]] += 1
+            waited[present[significant]] = 0
+            history[epoch, present[live].cpu().numpy()] = val[live].cpu().numpy()
+            alive[present[live & (waited[present] >= cfg.patience)]] = False
+            live = alive[present]
+            n_live = int(live.sum())
+            if n_live == 0:
+                break
+            if present.numel() - n_live >= _COMPACT_AT * present.numel():
+                keep_idx = live.nonzero()[:, 0]
+                params = opt.select(keep_idx)
+                present = present[keep_idx]
+                T, TM, VM, inv_sd, mu, fold_ids = select(present)
+    return _Trained(
+        weights=[b.cpu().numpy() for b in best],
+        best_loss=best_loss.cpu().numpy().astype(np.float64),
+        best_epoch=best_epoch.cpu().numpy(),
+        history=history[:epochs_run],
+    )
+
+
+# ---------------------------------------------------------------------------------- the plan
+
+
+@dataclass
+class _Plan:
+    """Per-model rows and statistics (model ``i * n_folds + f``: column ``i``, fold ``f``)."""
+
+    target: np.ndarray  # (n, M) z-scored targets, 0 where not labelled
+    train: np.ndarray  # (n, M) bool, inner-training rows
+    val: np.ndarray  # (n, M) bool, inner-validation rows
+    mu: np.ndarray  # (M, d) input mean of the CV training fold
+    sd: np.ndarray  # (M, d) input standard deviation (1 where constant)
+    y_mean: np.ndarray  # (M,)
+    y_sd: np.ndarray  # (M,)
+
+
+def _plan(
+    Z: np.ndarray,
+    Y: np.ndarray,
+    fold: np.ndarray,
+    n_folds: int,
+    split_keys: np.ndarray,
+    subset_key: int,
+    fraction: float,
+) -> _Plan:
+    """Inner splits and scaling statistics of every (column, fold) model.
+
+    ``fold`` (n, q): fold of every labelled row of each column (-1 unlabelled). A model's CV
+    training fold is split into inner-validation rows (those in one seeded subset of all rows,
+    ``fraction`` of them) and inner-training rows (the others). A model left without an
+    inner-validation row or with fewer than two inner-training rows draws its own split of its
+    training fold instead (keyed by ``split_keys``).
+    """
+    n, q = Y.shape
+    tr = ((fold[:, :, None] >= 0) & (fold[:, :, None] != np.arange(n_folds))).reshape(n, -1)
+    n_sub = min(n, max(1, int(round(fraction * n))))
+    subset = np.zeros(n, dtype=bool)
+    row_keys = np.arange(n, dtype=_U32) * _U32(_GOLDEN)
+    subset[np.argsort(_fmix(_U32(subset_key) + row_keys), kind="stable")[:n_sub]] = True
+    val = tr & subset[:, None]
+    train = tr & ~subset[:, None]
+    for m in np.flatnonzero((val.sum(axis=0) == 0) | (train.sum(axis=0) < 2)):
+        rows = np.flatnonzero(tr[:, m])
+        order = rows[np.argsort(_fmix(split_keys[m] + row_keys[rows]), kind="stable")]
+        n_val = min(max(1, int(round(fraction * rows.size))), max(rows.size - 1, 0))
+        val[:, m] = False
+        train[:, m] = False
+        val[order[:n_val], m] = True
+        train[order[n_val:], m] = True
+    # statistics of the CV training fold (inner training and validation rows); each model's own
+    # rows only, so that a column's networks do not depend on the other columns' rows
+    weight = tr.astype(np.float64)
+    count = np.maximum(weight.sum(axis=0), 1.0)
+    mu = (weight.T @ Z) / count[:, None]
+    var = np.maximum((weight.T @ (Z * Z)) / count[:, None] - mu**2, 0.0)
+    sd = np.sqrt(var)
+    sd = np.where(sd > 1e-6 * np.maximum(1.0, np.abs(mu)), sd, 1.0)
+    Ym = np.repeat(Y, n_folds, axis=1)
+    Yz = np.where(tr, Ym, 0.0)
+    y_mean = Yz.sum(axis=0) / count
+    y_var = np.maximum((np.where(tr, (Ym - y_mean) ** 2, 0.0)).sum(axis=0) / count, 0.0)
+    y_sd = np.sqrt(y_var)
+    y_sd = np.where(y_sd > 1e-12 * np.maximum(1.0, np.abs(y_mean)), y_sd, 1.0)
+    target = np.where(tr, (Ym - y_mean) / y_sd, 0.0).astype(np.float32)
+    return _Plan(target, train, val, mu, sd, y_mean, y_sd)
+
+
+# ---------------------------------------------------------------------------------- the head
+
+
+def _positive_int(name: str, value: Any, minimum: int, example: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(
+            f"PSMLPHead: {name} must be an integer >= {minimum}, got {value!r}",
+            fix=f"use e.g. {name}={example}",
+        )
+    return int(value)
+
+
+def _number(name: str, value: Any, low: float, high: float, closed_high: bool, example: str):
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if ok:
+        v = float(value)
+        ok = math.isfinite(v) and v >= low and (v <= high if closed_high else v < high)
+    if not ok:
+        bracket = "]" if closed_high else ")"
+        raise InputError(
+            f"PSMLPHead: {name} must be a number in [{low:g}, {high:g}{bracket}, got {value!r}",
+            fix=f"use e.g. {name}={example}",
+        )
+    return float(value)
+
+
+@register_head("ps-mlp", leap_params={"n_folds": "cv", "device": "device"})
+class PSMLPHead(BaseHead):
+    """Per-perturbation MLPs (LEAP's PS-MLP), setting chosen by CV, fold networks averaged.
+
+    See the module docstring for the procedure and how all networks train as one.
+
+    Parameters
+    ----------
+    learning_rates : sequence of float, default (1e-3, 1e-2)
+        Candidate Adam learning rates.
+    hidden_layers : sequence of tuples of int, default ((20,), (20, 20))
+        Candidate architectures (hidden widths); the grid is ``hidden_layers x learning_rates``.
+    dropout : float, default 0.2
+        Dropout rate after every hidden layer (training only).
+    max_epochs : int, default 200
+        Most epochs of any network.
+    patience : int, default 10
+        Epochs without a relative improvement of ``1e-4`` of the inner-validation loss after which
+        a network stops; it keeps the weights of its best epoch.
+    batch_size : int, default 64
+        Rows per mini-batch (shared by the networks; each uses its own labelled training rows).
+    weight_decay : float, default 0.0
+        Adam's L2 penalty.
+    validation_fraction : float, default 0.2
+        Share of the rows forming the inner-validation subset (intersected with each network's
+        training fold).
+    cv : int, default 5
+        Number of folds (LEAP's ``n_folds``).
+    random_state : int or None, default 0
+        Seed of the folds, the inner split, the initial weights, the row orders and the dropout.
+    device : str, default "cpu"
+        Torch device of the training ("cpu", "cuda", "cuda:0", "mps"). Prediction is numpy.
+
+    Attributes
+    ----------
+    settings_ : list of (hidden widths, learning rate)
+        The candidates, in the order of ``cv_scores_`` (ties go to the first).
+    cv_scores_ : ndarray (n_settings, p)
+        Mean validation Spearman of every candidate (NaN for fallbacks).
+    setting_ : ndarray (p,) of int
+        Chosen candidate (-1 for fallbacks).
+    learning_rate_ : ndarray (p,)
+        Chosen learning rate (NaN for fallbacks).
+    best_epoch_ : ndarray (n_folds, p) of int
+        Epoch whose weights each kept fold network holds (0 for fallbacks).
+    n_epochs_ : ndarray (n_settings,) of int
+        Epochs the batched training of each candidate ran (until its last network stopped).
+    y_mean_ : ndarray (p,)
+        Training mean of every perturbation (the fallback prediction).
+    n_folds_ : int
+    n_train_ : ndarray (p,); fallback_ : ndarray (p,) of bool
+    """
+
+    #: ties of mean CV scores go to the candidate listed first (positions, smaller wins)
+    setting_tie: ClassVar[Preference] = "smaller"
+
+    def __init__(
+        self,
+        learning_rates: Any = (1e-3, 1e-2),
+        hidden_layers: Any = ((20,), (20, 20)),
+        dropout: float = 0.2,
+        max_epochs: int = 200,
+        patience: int = 10,
+        batch_size: int = 64,
+        weight_decay: float = 0.0,
+        validation_fraction: float = 0.2,
+        cv: int = 5,
+        random_state: int | None = 0,
+        device: str = "cpu",
+    ) -> None:
+        self.learning_rates = learning_rates
+        self.hidden_layers = hidden_layers
+        self.dropout = dropout
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.cv = cv
+        self.random_state = random_state
+        self.device = device
+
+    # -- parameters ------------------------------------------------------------------------------
+    def _check_params(self) -> list[_Config]:
+        lrs = self.learning_rates
+        if isinstance(lrs, (int, float, np.integer, np.floating)) and not isinstance(lrs, bool):
+            lrs = [lrs]
+        try:
+            lrs = [float(v) for v in lrs if not isinstance(v, bool)]
+        except (TypeError, ValueError):
+            lrs = []
+        if (
+            not lrs
+            or len(lrs) != len(list(np.atleast_1d(self.learning_rates)))
+            or any(not math.isfinite(v) or v <= 0 for v in lrs)
+        ):
+            raise InputError(
+                "PSMLPHead: learning_rates must be a non-empty list of positive numbers, "
+                f"got {self.learning_rates!r}",
+                fix="use e.g. learning_rates=(1e-3, 1e-2)",
+            )
+        archs = []
+        try:
+            for arch in self.hidden_layers:
+                widths = tuple(arch)
+                if not widths or any(
+                    isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1
+                    for w in widths
+                ):
+                    raise TypeError
+                archs.append(tuple(int(w) for w in widths))
+        except TypeError:
+            archs = []
+        if not archs:
+            raise InputError(
+                "PSMLPHead: hidden_layers must be a non-empty list of architectures, each a "
+                f"non-empty tuple of positive widths, got {self.hidden_layers!r}",
+                fix="use e.g. hidden_layers=((20,), (20, 20))",
+            )
+        dropout = _number("dropout", self.dropout, 0.0, 1.0, False, "0.2")
+        max_epochs = _positive_int("max_epochs", self.max_epochs, 1, 200)
+        patience = _positive_int("patience", self.patience, 1, 10)
+        batch_size = _positive_int("batch_size", self.batch_size, 1, 64)
+        weight_decay = _number("weight_decay", self.weight_decay, 0.0, math.inf, False, "0.0")
+        fraction = _number("validation_fraction", self.validation_fraction, 0.0, 1.0, False, "0.2")
+        if fraction <= 0:
+            raise InputError(
+                f"PSMLPHead: validation_fraction must be in (0, 1), got {self.validation_fraction!r}",
+                fix="use e.g. validation_fraction=0.2",
+            )
+        _positive_int("cv", self.cv, 2, 5)
+        if self.random_state is not None and (
+            isinstance(self.random_state, bool)
+            or not isinstance(self.random_state, (int, np.integer))
+        ):
+            raise InputError(
+                f"PSMLPHead: random_state must be an integer or None, got {self.random_state!r}",
+                fix="use e.g. random_state=0",
+            )
+        device = _check_device(self.device)
+        return [
+            _Config(arch, lr, dropout, max_epochs, patience, batch_size, weight_decay, device)
+            for arch, lr in product(archs, lrs)
+        ]
+
+    # -- fit -------------------------------------------------------------------------------------
+    def fit(self, Z: Any, Y: Any) -> PSMLPHead:
+        """Train and choose the networks of every column of ``Y`` (NaN = missing; 1-D allowed).
+
+        Returns
+        -------
+        self
+        """
+        configs = self._check_params()
+        Zv, Yv = self._validate_fit(Z, Y)
+        n, p = Yv.shape
+        k = int(self.cv)
+        labelled = ~np.isnan(Yv)
+        fallback, y_mean, n_lab = fallback_columns(Yv, labelled, 2 * k, logger)
+        cols = np.flatnonzero(~fallback)
+        q = cols.size
+        n_settings = len(configs)
+        seed = _seed_key(self.random_state)
+
+        scores = np.full((n_settings, p), np.nan)
+        setting = np.full(p, -1, dtype=np.int64)
+        best_epoch = np.zeros((k, p), dtype=np.int64)
+        n_epochs = np.zeros(n_settings, dtype=np.int64)
+        oof = np.tile(y_mean, (n, 1))
+        models: list[tuple[np.ndarray, list[np.ndarray]] | None] = [None] * n_settings
+        if q:
+            fold = np.full((n, q), -1, dtype=np.int64)
+            groups = [np.searchsorted(cols, g) for g in label_groups(labelled, cols).values()]
+            for pos in groups:
+                fold[:, pos] = kfold_assignment(labelled[:, cols[pos[0]]], k, self.random_state)[
+                    :, None
+                ]
+            plan = _plan(
+                Zv,
+                Yv[:, cols],
+                fold,
+                k,
+                _model_keys(seed, 0xFFFF, cols, k),
+                int(_fmix(_U32(seed) ^ _U32(0x5EED5EED))),
+                float(self.validation_fraction),
+            )
+            pred = np.empty((n_settings, n, q * k), dtype=np.float32)
+            fitted, epochs = [], []
+            for c, cfg in enumerate(configs):
+                trained = _train(
+                    Zv,
+                    plan.target,
+                    plan.train,
+                    plan.val,
+                    plan.mu,
+                    plan.sd,
+                    _model_keys(seed, c, cols, k),
+                    np.tile(np.arange(k), q),
+                    int(_fmix((seed + 0x51ED270 + c) & 0xFFFFFFFF)),
+                    int(_fmix((seed + 0xD80F0 + c) & 0xFFFFFFFF)),
+                    cfg,
+                )
+                layers = _fold_scaling(trained.weights, plan.mu, plan.sd, plan.y_mean, plan.y_sd)
+                pred[c] = _forward_numpy(layers, Zv, np.float32)
+                fitted.append(layers)
+                epochs.append(trained.best_epoch.reshape(q, k))
+                n_epochs[c] = trained.history.shape[0]
+            mean = np.zeros((n_settings, q))
+            for pos in groups:
+                f_of = fold[:, pos[0]]
+                for f in range(k):
+                    va = np.flatnonzero(f_of == f)
+                    part = pred[:, va][:, :, pos * k + f]  # (settings, rows, columns)
+                    truth = np.broadcast_to(Yv[va][:, cols[pos]], part.shape)
+                    mean[:, pos] += spearman_columns(part, truth) / k
+            best = choose_alpha(mean, np.arange(n_settings, dtype=np.float64), self.setting_tie)
+            scores[:, cols] = mean
+            setting[cols] = best
+            chosen = pred.reshape(n_settings, n, q, k)[
+                best[None, :], np.arange(n)[:, None], np.arange(q)[None, :]
+            ]  # (n, q, k): every fold model of the chosen setting
+            own = np.take_along_axis(chosen, np.maximum(fold, 0)[:, :, None], axis=2)[:, :, 0]
+            oof[:, cols] = np.where(fold >= 0, own, chosen.mean(axis=2))
+            for c in range(n_settings):
+                idx = np.flatnonzero(best == c)
+                if idx.size:
+                    ids = (idx[:, None] * k + np.arange(k)).ravel()
+                    models[c] = (cols[idx], _take_models(fitted[c], ids))
+                    best_epoch[:, cols[idx]] = epochs[c][idx].T
+
+        self.settings_ = [(cfg.hidden, cfg.lr) for cfg in configs]
+        self.cv_scores_ = scores
+        self.setting_ = setting
+        self.learning_rate_ = np.array(
+            [configs[s].lr if s >= 0 else np.nan for s in setting], dtype=np.float64
+        )
+        self.best_epoch_ = best_epoch
+        self.n_epochs_ = n_epochs
+        self.y_mean_ = y_mean
+        self.n_folds_ = k
+        self.n_train_ = n_lab.astype(np.int64)
+        self.fallback_ = fallback
+        self._models = models
+        self._oof = oof
+        return self
+
+    # -- predict ---------------------------------------------------------------------------------
+    def predict(self, Z: Any) -> np.ndarray:
+        """Mean prediction of the kept fold networks of every perturbation.
+
+        Parameters
+        ----------
+        Z : array of shape (n_samples, n_features)
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples, n_perturbations), or (n_samples,) after a 1-D fit
+        """
+        Zv = self._validate_predict(Z)
+        n = Zv.shape[0]
+        out = np.tile(np.asarray(self.y_mean_, dtype=np.float64), (n, 1))
+        k = int(self.n_folds_)
+        for entry in self._models:
+            if entry is not None:
+                cols, layers = entry
+                out[:, cols] = _forward_numpy(layers, Zv).reshape(n, cols.size, k).mean(axis=2)
+        return self._shape_output(out)
+
+    # -- persistence hooks -----------------------------------------------------------------------
+    def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        """The kept networks as arrays: ``s{setting}.columns`` and ``s{setting}.{layer}``."""
+        arrays: dict[str, np.ndarray] = {}
+        for c, entry in enumerate(getattr(self, "_models", [])):  # none before fit
+            if entry is not None:
+                cols, layers = entry
+                arrays[f"s{c}.columns"] = np.asarray(cols, dtype=np.int64)
+                for i, a in enumerate(layers):
+                    arrays[f"s{c}.{i}"] = a
+        return arrays, {}
+
+    def _load_extra_state(self, arrays: dict[str, np.ndarray], texts: dict[str, str]) -> None:
+        """Rebuild the kept networks from their arrays (checked against the architectures)."""
+        if not hasattr(self, "settings_"):  # an unfitted head (e.g. LEAP's template)
+            return
+        settings = list(self.settings_)
+        models: list[tuple[np.ndarray, list[np.ndarray]] | None] = [None] * len(settings)
+        k = int(self.n_folds_)
+        d = int(self.n_features_in_)
+        for c, (hidden, _) in enumerate(settings):
+            if f"s{c}.columns" not in arrays:
+                continue
+            cols = np.asarray(arrays[f"s{c}.columns"], dtype=np.int64)
+            shapes = _shapes(d, cols.size * k, tuple(int(h) for h in hidden))
+            layers = []
+            for i, (shape, _fan) in enumerate(shapes):
+                a = arrays.get(f"s{c}.{i}")
+                if a is None or tuple(np.shape(a)) != shape:
+                    raise ValueError(
+                        f"PSMLPHead weights s{c}.{i} have shape "
+                        f"{None if a is None else tuple(np.shape(a))}, expected {shape}"
+                    )
+                layers.append(np.asarray(a))
+            models[c] = (cols, layers)
+        self._models = models
+
+
+def _check_device(device: Any) -> str:
+    """The device as a string torch accepts and can use here; InputError otherwise."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(
+            f"PSMLPHead: device must be a torch device name, got {device!r}",
+            fix='use "cpu", "cuda", "cuda:0" or "mps"',
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            f"PSMLPHead: device {device!r} asked for CUDA, which is not available here",
+            fix='use device="cpu"',
+        )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(
+            f"PSMLPHead: device {device!r} asked for MPS, which is not available here",
+            fix='use device="cpu"',
+        )
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise InputError(
+            f"PSMLPHead: device {device!r} is not supported", fix='use "cpu", "cuda" or "mps"'
+        )
+    return str(dev)
