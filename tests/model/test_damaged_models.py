@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -232,3 +234,49 @@ def test_no_pickle_in_a_saved_model(saved):
                 header = fh.read(200)
             assert b"'descr': '|O'" not in header
     np.load(path / ARRAYS_FILE, allow_pickle=False)
+
+
+def test_text_states_in_one_file_and_format_2_still_read(tmp_path):
+    """Text states (boosters) go into one texts.json; a format-2 directory (one file per text)
+    still loads; a texts.json that lacks a text or is not JSON is refused by name."""
+    pytest.importorskip("lightgbm")
+    from leapscreen.heads import PSLightGBMHead
+    from leapscreen.persist.model import TEXTS_FILE
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.standard_normal((40, 12)), columns=[f"g{i}" for i in range(12)])
+    Y = pd.DataFrame(X.to_numpy()[:, :2] @ rng.standard_normal((2, 2)), columns=["a", "b"])
+    head = PSLightGBMHead(cv=2, n_jobs=1)  # 2 perturbations x 2 folds: 4 boosters
+    model = LEAP(representation="genes", head=head, n_seeds=1, n_genes=12).fit(X, Y)
+    saved = model.save(tmp_path / "m")
+    files = sorted(p.name for p in saved.iterdir())
+    assert TEXTS_FILE in files and not [f for f in files if f.startswith("text_")]
+    meta = json.loads((saved / "leapscreen_model.json").read_text())
+    assert set(meta["texts"].values()) == {TEXTS_FILE} and len(meta["texts"]) == 4
+    np.testing.assert_array_equal(
+        LEAP.load(saved).predict(X).to_numpy(), model.predict(X).to_numpy()
+    )
+    # the same model in format 2: one plain file per text
+    old = tmp_path / "old"
+    shutil.copytree(saved, old)
+    bundle = json.loads((old / TEXTS_FILE).read_text())
+    (old / TEXTS_FILE).unlink()
+    del meta["sha256"][TEXTS_FILE]
+    for i, key in enumerate(sorted(meta["texts"])):
+        name = f"text_{i:03d}.txt"
+        (old / name).write_text(bundle[key])
+        meta["texts"][key] = name
+        meta["sha256"][name] = hashlib.sha256(bundle[key].encode()).hexdigest()
+    meta["format_version"] = 2
+    (old / "leapscreen_model.json").write_text(json.dumps(meta))
+    np.testing.assert_array_equal(LEAP.load(old).predict(X).to_numpy(), model.predict(X).to_numpy())
+    # a bundle without one of its texts
+    broken = tmp_path / "broken"
+    shutil.copytree(saved, broken)
+    bundle.pop(sorted(bundle)[0])
+    (broken / TEXTS_FILE).write_text(json.dumps(bundle))
+    meta = json.loads((broken / "leapscreen_model.json").read_text())
+    meta["sha256"][TEXTS_FILE] = hashlib.sha256((broken / TEXTS_FILE).read_bytes()).hexdigest()
+    (broken / "leapscreen_model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFormatError, match="lacks the text"):
+        LEAP.load(broken)

@@ -9,7 +9,8 @@ Layout::
                               dtype), the sha256 of every other file, a summary (genes, perturbations,
                               members, training-data fingerprint) and the caller's metadata
       arrays.npz              every numeric array of the state
-      text_000.txt ...        text states (e.g. a LightGBM booster in its own format), if any
+      texts.json              text states (e.g. LightGBM boosters in LightGBM's own text format),
+                              one JSON object key -> text, if any (format 2: one text_NNN.txt each)
 
 Persistence knows no model internals: what is saved is what :func:`~leapscreen.base.get_state`
 captures, and loading rebuilds only registered classes (:mod:`leapscreen.registry`). Loading checks
@@ -43,7 +44,10 @@ from leapscreen.persist.atomic import (
 )
 
 FORMAT = "leapscreen.LEAP"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: the oldest format this version reads (2: one file per text state)
+OLDEST_FORMAT = 2
+TEXTS_FILE = "texts.json"
 META_FILE = "leapscreen_model.json"
 ARRAYS_FILE = "arrays.npz"
 
@@ -126,12 +130,11 @@ def _write(model: Any, state: Any, metadata: dict[str, Any], target: Path) -> Pa
             stored[name] = arr
             index[key] = {"name": name, "shape": list(arr.shape), "dtype": arr.dtype.str}
         np.savez(tmp / ARRAYS_FILE, **stored)
-        texts = {}
-        for i, (key, text) in enumerate(state.texts.items()):
-            name = f"text_{i:03d}.txt"
-            (tmp / name).write_text(text, encoding="utf-8")
-            texts[key] = name
-        files = [ARRAYS_FILE, *texts.values()]
+        # every text state in one JSON file (a model may hold thousands of boosters)
+        texts = {key: TEXTS_FILE for key in state.texts}
+        if texts:
+            (tmp / TEXTS_FILE).write_text(json.dumps(dict(state.texts)), encoding="utf-8")
+        files = [ARRAYS_FILE, *sorted(set(texts.values()))]
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -197,7 +200,7 @@ def read_model_meta(directory) -> dict[str, Any]:
             f"model format version {version} in '{directory}' is newer than leapscreen "
             f"{__version__} reads (up to {FORMAT_VERSION}); upgrade leapscreen"
         )
-    if version < FORMAT_VERSION:
+    if version < OLDEST_FORMAT:
         raise ModelFormatError(
             f"model format version {version} in '{directory}' was written by an older leapscreen "
             f"(0.1) whose layout this version ({__version__}) no longer reads; fit the model again"
@@ -216,6 +219,30 @@ def read_model_meta(directory) -> dict[str, Any]:
             problem = "lacks" if key not in meta else "has a malformed"
             raise _damaged(directory, META_FILE, f"{problem} '{key}' entry")
     return meta
+
+
+def _load_texts(directory: Path, meta: dict[str, Any]) -> dict[str, str]:
+    """The text states: format 2 stores one plain file per text, format 3 one JSON object."""
+    texts: dict[str, str] = {}
+    bundles: dict[str, dict[str, Any]] = {}
+    for key, name in meta["texts"].items():
+        if meta["format_version"] < 3:
+            texts[key] = _checked_file(directory, name, meta).read_text(encoding="utf-8")
+            continue
+        if name not in bundles:  # each file checked and read once
+            path = _checked_file(directory, name, meta)
+            try:
+                bundle = json.loads(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise _damaged(directory, name, f"is not valid JSON ({exc})") from None
+            if not isinstance(bundle, dict):
+                raise _damaged(directory, name, "is not a JSON object of texts")
+            bundles[name] = bundle
+        text = bundles[name].get(key)
+        if not isinstance(text, str):
+            raise _damaged(directory, name, f"lacks the text {key!r}")
+        texts[key] = text
+    return texts
 
 
 def _inside(directory: Path, name: Any) -> Path:
@@ -346,9 +373,7 @@ def load_model(directory, device: str = "cpu", cls: type | None = None):
                 directory, META_FILE, f"names an unknown class {meta['class']!r}"
             ) from None
     arrays = _load_arrays(directory, meta)
-    texts = {}
-    for key, name in meta["texts"].items():
-        texts[key] = _checked_file(directory, name, meta).read_text(encoding="utf-8")
+    texts = _load_texts(directory, meta)
 
     def resolve(class_name: str) -> type:
         try:
