@@ -86,6 +86,12 @@ def test_evaluate_passes_the_lineage_and_it_carries_signal(screen):
     result = evaluate_models(screen, ["mean", "lineage-mean"], splits)
     summary = result.summary.set_index("model")
     assert summary.loc["lineage-mean", "spearman_mean"] > 0.1
+    # every model's score against the lineage baseline, split by split
+    assert summary.loc["lineage-mean", "spearman_minus_lineage-mean_mean"] == 0
+    assert summary.loc["mean", "spearman_minus_lineage-mean_mean"] == pytest.approx(
+        -summary.loc["lineage-mean", "spearman_mean"], abs=1e-9
+    )
+    assert summary.loc["lineage-mean", "splits_ahead_of_lineage-mean"] == 0
     first = str(screen.samples["lineage"].iloc[0])
     held = unseen_lineage(
         screen.sample_ids, screen.samples["lineage"], min_samples=5, lineages_to_use=[first]

@@ -199,3 +199,22 @@ def test_split_means_and_single_split_sd():
     assert one["spearman_sd"].isna().all() and (one["n_splits"] == 1).all()
     by_task = aggregate(df.assign(task="t"), by=("task", "model"))
     assert list(by_task.columns[:2]) == ["task", "model"]
+
+
+def test_paired_difference_against_a_baseline():
+    from leapscreen.evaluate.metrics import paired_difference
+
+    rows = []
+    for split, (a, b) in enumerate([(0.5, 0.4), (0.6, 0.65), (0.7, 0.5)]):
+        for pert, shift in (("p1", 0.0), ("p2", 0.1)):
+            rows.append({"model": "m", "split": split, "perturbation": pert, "spearman": a + shift})
+            rows.append(
+                {"model": "base", "split": split, "perturbation": pert, "spearman": b + shift}
+            )
+    out = paired_difference(pd.DataFrame(rows), "base").set_index("model")
+    diffs = np.array([0.1, -0.05, 0.2])
+    assert out.loc["m", "spearman_minus_base_mean"] == pytest.approx(diffs.mean())
+    assert out.loc["m", "spearman_minus_base_sd"] == pytest.approx(diffs.std(ddof=1))
+    assert out.loc["m", "splits_ahead_of_base"] == 2
+    assert out.loc["base", "spearman_minus_base_mean"] == 0
+    assert paired_difference(pd.DataFrame(rows), "absent").empty

@@ -449,3 +449,42 @@ def aggregate(
         n_pert = per_split.groupby(keys, sort=False, dropna=False)["perturbation"].nunique()
     out["n_perturbations"] = n_pert.reindex(out.index).fillna(0).astype(np.int64)
     return out.reset_index()
+
+
+def paired_difference(
+    per_split: pd.DataFrame, baseline: str, metric: str = "spearman"
+) -> pd.DataFrame:
+    """Each model's split mean of ``metric`` minus the baseline's on the same split.
+
+    Parameters
+    ----------
+    per_split : pd.DataFrame
+        Long table with ``model, split, perturbation`` and ``metric`` (as for :func:`aggregate`).
+    baseline : str
+        The model to subtract (e.g. "lineage-mean", the score normalised against what the tissue of
+        origin alone predicts, or "ridge").
+    metric : str
+        The metric column.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per model: ``{metric}_minus_{baseline}_mean`` / ``_sd`` over the splits both ran,
+        and ``splits_ahead_of_{baseline}`` (splits where the model scores higher). Empty when the
+        baseline is absent.
+    """
+    means = split_means(per_split, [metric])
+    wide = means.pivot_table(index="split", columns="model", values=metric, sort=False)
+    if baseline not in wide.columns:
+        return pd.DataFrame(columns=["model"])
+    diff = wide.sub(wide[baseline], axis=0)
+    name = f"{metric}_minus_{baseline}"
+    out = pd.DataFrame(
+        {
+            "model": diff.columns,
+            f"{name}_mean": diff.mean().to_numpy(),
+            f"{name}_sd": diff.std(ddof=1).to_numpy(),
+            f"splits_ahead_of_{baseline}": (diff > 0).sum().to_numpy(),
+        }
+    )
+    return out

@@ -41,7 +41,7 @@ from leapscreen.evaluate.cache import (
     model_key,
     split_key,
 )
-from leapscreen.evaluate.metrics import aggregate, score_perturbations
+from leapscreen.evaluate.metrics import aggregate, paired_difference, score_perturbations
 from leapscreen.evaluate.splits import Split
 from leapscreen.models import make_model, model_names
 
@@ -400,5 +400,10 @@ def evaluate_models(
 
     per_pert = pd.concat(rows, ignore_index=True)
     summary = aggregate(per_pert)
+    # scores against the baselines users expect, split by split (when they were run)
+    for baseline in ("lineage-mean", "ridge"):
+        paired = paired_difference(per_pert, baseline)
+        if len(paired):
+            summary = summary.merge(paired, on="model", how="left", sort=False)
     run_settings["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return EvaluationResult(per_pert, summary, pd.DataFrame(timings), run_settings)

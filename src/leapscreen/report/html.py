@@ -41,6 +41,8 @@ _METRIC_LABELS = {
     "r2": "R²",
     "mse": "MSE",
     "precision_at_k": "Precision@k",
+    "spearman_minus_lineage-mean": "Spearman − lineage mean (paired)",
+    "spearman_minus_ridge": "Spearman − ridge (paired)",
 }
 #: The per-perturbation CSV is embedded for download only below this size.
 MAX_EMBEDDED_CSV_BYTES = 4_000_000
@@ -168,12 +170,13 @@ def _results_table(results: pd.DataFrame, k: Any = None) -> str:
     if k is not None:
         labels["precision_at_k"] = f"Precision@{k}"
     metrics = _metrics_in(results)
+    counts = [c for c in results.columns if c.startswith("splits_ahead_of_")] + [
+        c for c in ("n_splits", "n_perturbations") if c in results.columns
+    ]
     id_cols = [
         c
         for c in results.columns
-        if not c.endswith("_mean")
-        and not c.endswith("_sd")
-        and c not in ("n_splits", "n_perturbations")
+        if not c.endswith("_mean") and not c.endswith("_sd") and c not in counts
     ]
     best: dict[str, Any] = {}
     for m in metrics:
@@ -186,9 +189,8 @@ def _results_table(results: pd.DataFrame, k: Any = None) -> str:
         f"<th>{_esc(labels.get(m, m))}{' ↑' if _METRIC_ORDER.get(m, True) else ' ↓'}</th>"
         for m in metrics
     )
-    for c in ("n_splits", "n_perturbations"):
-        if c in results.columns:
-            head += f"<th>{_esc(c.replace('n_', '').replace('_', ' '))}</th>"
+    for c in counts:
+        head += f"<th>{_esc(c.removeprefix('n_').replace('_', ' '))}</th>"
     rows = []
     for _, row in results.iterrows():
         cells = "".join(f'<td class="name">{_esc(row[c])}</td>' for c in id_cols)
@@ -199,9 +201,8 @@ def _results_table(results: pd.DataFrame, k: Any = None) -> str:
             sd_html = f' <span class="sd">± {_fmt_sd(sd, mean)}</span>' if pd.notna(sd) else ""
             cls = ' class="best"' if is_best else ""
             cells += f"<td{cls}>{_fmt(mean)}{sd_html}</td>"
-        for c in ("n_splits", "n_perturbations"):
-            if c in results.columns:
-                cells += f"<td>{_fmt(int(row[c]) if pd.notna(row[c]) else None)}</td>"
+        for c in counts:
+            cells += f"<td>{_fmt(int(row[c]) if pd.notna(row[c]) else None)}</td>"
         rows.append(f"<tr>{cells}</tr>")
     return (
         '<div class="table-wrap"><table class="results"><thead><tr>'
