@@ -17,7 +17,7 @@ descriptor ``v`` (or a stand-in for perturbations without one), trained on the l
   perturbations (label-free);
 * the one fallback rule (:func:`~leapscreen.heads._cv.fallback_columns`): perturbations with fewer
   than ``2 * max(n_folds, 2)`` labels or a constant response are predicted by their training mean
-  and left out of the pairs.
+  and left out of the pairs (when all are, no model is fitted: ``n_folds_ == 0``).
 
 Subclasses implement ``_check_params()``, ``_fit_fold(fold, Zs, T, train, P, has_desc, seed)`` and
 ``_predict_fold(fold, Zs, desc, emb_index) -> (n, m)`` (standardised scale), where ``desc`` (m, q)
@@ -155,13 +155,14 @@ class PanHead(BaseHead):
 
         folds = sample_folds(n, k, self.random_state) if k >= 2 else np.zeros(n, dtype=np.int64)
         seeds = np.random.default_rng(self.random_state).integers(0, 2**31 - 1, size=k)
-        self.z_mean_ = np.zeros((k, Zv.shape[1]))
-        self.z_scale_ = np.ones((k, Zv.shape[1]))
-        self._start_folds(k, n, Zv.shape[1], p, Ps, found)
+        n_models = k if (~fallback).any() else 0  # nothing to learn: every column falls back
+        self.z_mean_ = np.zeros((n_models, Zv.shape[1]))
+        self.z_scale_ = np.ones((n_models, Zv.shape[1]))
+        self._start_folds(n_models, n, Zv.shape[1], p, Ps, found)
         full = np.zeros((n, p))
         oof = np.zeros((n, p))
         emb_index = np.where(found, -1, np.arange(p))
-        for f in range(k):
+        for f in range(n_models):
             train = np.flatnonzero(folds != f) if k >= 2 else np.arange(n)
             zm, zs = Zv[train].mean(axis=0), Zv[train].std(axis=0)
             zs = np.where(zs > 1e-12, zs, 1.0)
@@ -172,7 +173,7 @@ class PanHead(BaseHead):
             full += pred / k
             held = folds == f
             oof[held] = pred[held]
-        self.n_folds_ = k
+        self.n_folds_ = n_models
         if k >= 2:
             oof = np.where(labelled, oof, full)
             self._oof = np.where(fallback, mean, mean + scale * oof)
@@ -209,7 +210,7 @@ class PanHead(BaseHead):
         out = np.zeros((Zv.shape[0], emb.size))
         for f in range(self.n_folds_):
             out += self._predict_fold(f, self._standardised(Zv, f), desc, emb)
-        return out / self.n_folds_
+        return out / max(self.n_folds_, 1)
 
     def predict(self, Z: Any) -> np.ndarray:
         """Predict every training perturbation (the mean of the fold models).

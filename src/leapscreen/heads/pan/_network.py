@@ -22,71 +22,6 @@ import numpy as np
 
 __all__ = ["TrainResult", "build_network", "predict_network", "train_network"]
 
-_CLASS: list[type] = []
-
-
-def _network_class() -> type:
-    if _CLASS:
-        return _CLASS[0]
-    import torch
-    from torch import nn
-
-    def tower(width: int, layers: tuple[int, ...], dropout: float) -> nn.Module:
-        parts: list[nn.Module] = []
-        for i, out in enumerate(layers):
-            parts += ([nn.Dropout(dropout)] if i else []) + [nn.Linear(width, out), nn.ReLU()]
-            width = out
-        return nn.Sequential(*parts)
-
-    class PanNetwork(nn.Module):
-        """Two towers joined by dense layers; ``forward`` scores the pairs (rows, cols)."""
-
-        def __init__(
-            self,
-            n_features: int,
-            width: int,
-            n_embedded: int,
-            sample_layers: tuple[int, ...],
-            perturbation_layers: tuple[int, ...],
-            joint_layers: tuple[int, ...],
-            dropout: float,
-        ) -> None:
-            super().__init__()
-            self.sample = tower(n_features, sample_layers, dropout)
-            self.perturbation = tower(width, perturbation_layers, dropout)
-            ds = sample_layers[-1] if sample_layers else n_features
-            dp = perturbation_layers[-1] if perturbation_layers else width
-            self.join_sample = nn.Linear(ds, joint_layers[0])
-            self.join_perturbation = nn.Linear(dp, joint_layers[0], bias=False)
-            self.drop = nn.Dropout(dropout)
-            rest: list[nn.Module] = []
-            for a, b in zip(joint_layers[:-1], joint_layers[1:], strict=True):
-                rest += [nn.ReLU(), nn.Linear(a, b)]
-            rest += [nn.ReLU(), nn.Linear(joint_layers[-1], 1)]
-            self.joint = nn.Sequential(*rest)
-            self.embedding = nn.Parameter(torch.randn(n_embedded, width))
-
-        def inputs(self, desc: Any, emb_index: Any) -> Any:
-            """Perturbation inputs: the descriptor, or the embedding where ``emb_index >= 0``."""
-            if desc is None:
-                return self.embedding[emb_index.clamp(min=0)]
-            if self.embedding.shape[0] == 0:
-                return desc
-            emb = self.embedding[emb_index.clamp(min=0)]
-            return torch.where((emb_index >= 0)[:, None], emb, desc)
-
-        def parts(self, z: Any, v: Any) -> tuple[Any, Any]:
-            """Per-sample and per-perturbation halves of the joining layer."""
-            a = self.join_sample(self.drop(self.sample(z)))
-            return a, self.join_perturbation(self.drop(self.perturbation(v)))
-
-        def forward(self, z: Any, v: Any, rows: Any, cols: Any) -> Any:
-            a, b = self.parts(z, v)
-            return self.joint(a[rows] + b[cols]).squeeze(-1)
-
-    _CLASS.append(PanNetwork)
-    return PanNetwork
-
 
 def build_network(
     n_features: int,
@@ -98,8 +33,9 @@ def build_network(
     dropout: float,
 ) -> Any:
     """A fresh network (torch's global RNG draws the initial weights: seed it around the call)."""
-    cls = _network_class()
-    return cls(
+    from leapscreen.heads.pan._modules import PanNetwork
+
+    return PanNetwork(
         n_features, width, n_embedded, sample_layers, perturbation_layers, joint_layers, dropout
     )
 

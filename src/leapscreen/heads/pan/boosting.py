@@ -190,6 +190,9 @@ class PanLightGBMHead(PanHead):
         self.target_encoding_[fold] = _target_encoding(Zs, T, fit_s)
         emb_index = np.where(has_desc, -1, np.arange(has_desc.size))
         rows, cols, y = pairs_of(T, fit_s)
+        if y.size == 0:  # no labelled pair to learn from (tiny data): predict the mean
+            self._boosters.append(None)
+            return
         train_set = lgb.Dataset(
             self._features(fold, Zs, rows, cols, P, emb_index), label=y, free_raw_data=True
         )
@@ -220,6 +223,8 @@ class PanLightGBMHead(PanHead):
         n, m = Zs.shape[0], emb_index.size
         out = np.empty((n, m))
         booster = self._boosters[fold]
+        if booster is None:
+            return np.zeros((n, m))
         step = max(1, 2_000_000 // max(m, 1))
         cols_all = np.arange(m)
         for start in range(0, n, step):
@@ -235,7 +240,9 @@ class PanLightGBMHead(PanHead):
 
     def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         texts = {
-            f"booster{f}": b.model_to_string() for f, b in enumerate(getattr(self, "_boosters", []))
+            f"booster{f}": b.model_to_string()
+            for f, b in enumerate(getattr(self, "_boosters", []))
+            if b is not None
         }
         return {}, texts
 
@@ -243,4 +250,7 @@ class PanLightGBMHead(PanHead):
         if not hasattr(self, "n_folds_"):
             return
         lgb = _lightgbm()
-        self._boosters = [lgb.Booster(model_str=texts[f"booster{f}"]) for f in range(self.n_folds_)]
+        self._boosters = [
+            lgb.Booster(model_str=texts[f"booster{f}"]) if f"booster{f}" in texts else None
+            for f in range(self.n_folds_)
+        ]
