@@ -72,6 +72,13 @@ def progress_bar(quiet: bool, description: str, total: int) -> Iterator[Callable
         transient=False,
     ) as progress:
         task = progress.add_task(description, total=total, info="")
+        columns: list[Any] = []  # the task of the heads' per-perturbation progress, once shown
+
+        def inner(message: str, done: int, total_: int) -> None:
+            """Per-perturbation progress of a head (PS-LightGBM, ...): a second bar."""
+            if not columns:
+                columns.append(progress.add_task("  perturbations", total=total_, info=""))
+            progress.update(columns[0], total=total_, completed=done, info=message)
 
         def advance(message: str = "", done: int | None = None, total_: int | None = None) -> None:
             if total_ is not None:
@@ -82,4 +89,7 @@ def progress_bar(quiet: bool, description: str, total: int) -> Iterator[Callable
                 progress.update(task, completed=done)
             progress.update(task, info=message)
 
-        yield advance
+        from leapscreen.heads._parallel import progress_callback
+
+        with progress_callback(inner):
+            yield advance
