@@ -104,35 +104,51 @@ def test_full_rank_is_ridge_exactly(cv):
         assert (rr.rank_ == 12).all()
 
 
-def test_rr_cv_scores_and_oof_match_an_independent_computation():
-    """The rank CV by hand: row folds, SVD of the training rows' ridge OOF, labelled rows only."""
-    Z, Y, _, _ = low_rank(n=70, p=15, seed=5, missing=0.3)
+@pytest.mark.parametrize("d", [20, 120])  # primal and kernel forms of the fold refits
+def test_rr_cv_scores_and_oof_match_an_independent_computation(d):
+    """The rank CV by hand: row folds, each column's ridge refitted (scikit-learn) at ridge's
+    penalty on its labelled training rows, SVD of the fold models' fitted training rows,
+    validation rows predicted by the fold models, projected, scored on labelled rows only."""
+    Z, Y, _, _ = low_rank(n=70, d=d, p=15, seed=5, missing=0.3)
     ranks = (1, 3, None)
     rr = ReducedRankRidgeHead(ranks=ranks, n_folds=4, random_state=2).fit(Z, Y)
-    oof = RidgeHead(cv="loo", random_state=2).fit(Z, Y).out_of_fold_predictions()
+    ridge = RidgeHead(cv="loo", random_state=2).fit(Z, Y)
+    Xg = StandardScaler().fit_transform(Z)  # features z-scored on all rows: no label
     fold = kfold_assignment(np.ones(len(Z), bool), 4, 2)
     total = np.zeros((3, Y.shape[1]))
     by_hand_oof = np.zeros((3, *Y.shape))
     for f in range(4):
         tr, va = fold != f, fold == f
-        m = oof[tr].mean(0)
-        Vt = np.linalg.svd(oof[tr] - m)[2]
+        P = np.column_stack(
+            [
+                Ridge(alpha=ridge.alpha_[j])
+                .fit(Xg[tr & ~np.isnan(Y[:, j])], Y[tr & ~np.isnan(Y[:, j]), j])
+                .predict(Xg)
+                for j in range(Y.shape[1])
+            ]
+        )
+        m = P[tr].mean(0)
+        Vt = np.linalg.svd(P[tr] - m)[2]
         for i, r in enumerate([1, 3, 15]):
             V = Vt[:r].T
-            pred = m + (oof[va] - m) @ V @ V.T
+            pred = m + (P[va] - m) @ V @ V.T
             by_hand_oof[i][va] = pred
             for j in range(Y.shape[1]):
                 ok = ~np.isnan(Y[va, j])
                 total[i, j] += spearmanr(pred[ok, j], Y[va][ok, j])[0] / 4
-    np.testing.assert_allclose(rr.cv_scores_, total, atol=1e-10)
+    np.testing.assert_allclose(rr.cv_scores_, total, atol=1e-9)
     best = int(np.argmax(total.mean(1)))
-    assert rr.rank_[0] == [1, 3, 15][best]
+    assert best < 2 and rr.rank_[0] == [1, 3, 15][best]  # a reduced rank, so the OOF is projected
     lab = ~np.isnan(Y)
-    np.testing.assert_allclose(
-        rr.out_of_fold_predictions()[lab], by_hand_oof[best][lab], atol=1e-10
-    )
+    oof = rr.out_of_fold_predictions()
+    np.testing.assert_allclose(oof[lab], by_hand_oof[best][lab], atol=1e-9)
     # unlabelled entries: the head's own prediction
-    np.testing.assert_allclose(rr.out_of_fold_predictions()[~lab], rr.predict(Z)[~lab], atol=1e-10)
+    np.testing.assert_allclose(oof[~lab], rr.predict(Z)[~lab], atol=1e-10)
+    # the final map: ridge's fitted values projected on their own top singular vectors
+    F = ridge.predict(Z)
+    Vt = np.linalg.svd(F - F.mean(0))[2][: rr.rank_[0]]
+    expected = F.mean(0) + (ridge.predict(Z[:7]) - F.mean(0)) @ Vt.T @ Vt
+    np.testing.assert_allclose(rr.predict(Z[:7]), expected, atol=1e-9)
 
 
 def test_rr_ridge_reproducible_and_fallbacks():
@@ -174,8 +190,9 @@ def test_stacked_borrows_from_a_perturbation_with_the_same_response():
     Yt[:, 0] = Yt[:, 1]
     lab = np.flatnonzero(~np.isnan(Y[:, 0]))
     Y[np.setdiff1d(np.arange(len(Y)), rng.choice(lab, 20, replace=False)), 0] = np.nan
-    base = RidgeHead(cv="loo", standardize=False).fit(Z, Y)
     stack = StackedHead().fit(Z, Y)
+    base = stack.base_
+    assert isinstance(base, RidgeHead) and base.cv == 5  # the default first level: 5-fold ridge
     s_base = spearmanr(Yt[:, 0], base.predict(Zt)[:, 0])[0]
     s_stack = spearmanr(Yt[:, 0], stack.predict(Zt)[:, 0])[0]
     assert s_stack > s_base + 0.1, (s_stack, s_base)
@@ -186,8 +203,8 @@ def test_stacked_borrows_from_a_perturbation_with_the_same_response():
 
 def test_stacked_is_not_worse_when_perturbations_share_nothing():
     Z, Y, Zt, Yt = independent(seed=3)
-    base = RidgeHead(cv="loo", standardize=False).fit(Z, Y)
     stack = StackedHead().fit(Z, Y)
+    base = stack.base_
     s_base, s_stack = mean_spearman(Yt, base.predict(Zt)), mean_spearman(Yt, stack.predict(Zt))
     assert s_base > 0.3  # there is a signal to lose
     assert s_stack > s_base - 0.01, (s_stack, s_base)
@@ -233,22 +250,26 @@ def test_stacked_second_level_matches_sklearn_ridge_and_brute_force_loo(stacked_
 
 
 def test_stacked_ignores_rows_without_labels(stacked_fit):
-    """Samples with no label at all change nothing (each second level sees its labelled rows)."""
-    Z, Y, Zt, stack = stacked_fit
+    """Samples with no label at all change nothing (each second level sees its labelled rows;
+    the leave-one-out first level has no folds that the extra rows could move)."""
+    Z, Y, Zt, _ = stacked_fit
     rng = np.random.default_rng(9)
     Z2 = np.vstack([Z, rng.standard_normal((15, Z.shape[1])) * 5])
     Y2 = np.vstack([Y, np.full((15, Y.shape[1]), np.nan)])
-    again = StackedHead(min_gain=0.0).fit(Z2, Y2)
-    np.testing.assert_allclose(again.predict(Zt), stack.predict(Zt), atol=1e-8)
-    np.testing.assert_array_equal(again.alpha_, stack.alpha_)
+    make = lambda: StackedHead(base=RidgeHead(cv="loo", standardize=False), min_gain=0.0)  # noqa: E731
+    one, two = make().fit(Z, Y), make().fit(Z2, Y2)
+    np.testing.assert_allclose(two.predict(Zt), one.predict(Zt), atol=1e-8)
+    np.testing.assert_array_equal(two.alpha_, one.alpha_)
     np.testing.assert_allclose(
-        again.out_of_fold_predictions()[: len(Z)], stack.out_of_fold_predictions(), atol=1e-8
+        two.out_of_fold_predictions()[: len(Z)], one.out_of_fold_predictions(), atol=1e-8
     )
 
 
 def test_stacked_reproducible_other_bases_and_oof_requirement(stacked_fit):
     Z, Y, Zt, stack = stacked_fit
-    np.testing.assert_array_equal(StackedHead().fit(Z, Y).predict(Zt), stack.predict(Zt))
+    np.testing.assert_array_equal(
+        StackedHead(min_gain=0.0).fit(Z, Y).predict(Zt), stack.predict(Zt)
+    )
     lasso = StackedHead(base=PSLassoHead(n_alphas=3, n_jobs=1)).fit(Z, Y)
     assert isinstance(lasso.base_, PSLassoHead) and np.isfinite(lasso.predict(Zt)).all()
     assert lasso.out_of_fold_predictions().shape == Y.shape
