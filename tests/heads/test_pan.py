@@ -108,7 +108,9 @@ def fast(name: str, **params):
             "batch_samples": 16,
         }
         return PanTDNNHead(**{**base, "n_folds": 3, **params})
-    base = {"n_estimators": 150, "min_child_samples": 10, "n_jobs": 1}
+    # small data: more features per tree and more rows per round than the GDSC-sized defaults
+    base = {"n_estimators": 150, "min_child_samples": 10, "n_jobs": 1, "learning_rate": 0.05}
+    base |= {"colsample_bytree": 0.8, "subsample": 0.8}
     return PanLightGBMHead(**{**base, "n_folds": 3, **params})
 
 
@@ -201,8 +203,22 @@ def test_nan_aware_and_fallback(screen):
     np.testing.assert_allclose(pred[:, 0], np.nanmean(Y[:, 0]))
     assert head.n_train_[1] == np.sum(~np.isnan(Y[:, 1]))
     np.testing.assert_allclose(head.out_of_fold_predictions()[:, 0], np.nanmean(Y[:, 0]))
-    # labels never seen do not matter: changing the values behind NaN changes nothing
     assert np.isfinite(pred).all()
+    # nothing to learn (every column below the floor): no model, the means
+    tiny = fast("pan-lightgbm", n_folds=2).fit(s["Z"][:3], Y[:3, 1:4])
+    assert tiny.n_folds_ == 0
+    np.testing.assert_allclose(tiny.predict(s["Z"][:5]), np.tile(np.nanmean(Y[:3, 1:4], 0), (5, 1)))
+
+
+def test_correlation_loss(screen):
+    s = screen
+    head = fast("pan-mlp", descriptors=s["desc"], loss="correlation", n_folds=2)
+    head.fit(s["Z"][s["tr"]], s["Y"][s["tr"]][:, :N_SEEN], perturbations=s["cols"][:N_SEEN])
+    pred = head.predict(s["Z"][s["te"]])
+    assert nan_spearman(pred, s["Y"][s["te"]][:, :N_SEEN]) > 0.35
+    # the outputs are put back on the response scale by the calibration on the training pairs
+    assert np.all(head.calibration_[:, 1] > 0)
+    assert abs(np.nanmean(pred) - np.nanmean(s["Y"][s["tr"]][:, :N_SEEN])) < 0.5
 
 
 @pytest.mark.parametrize("name", NAMES)
