@@ -20,13 +20,14 @@ models since they share the input rows; later layers batched products). Mini-bat
 row sets; a masked MSE gives every model the gradient of its own labelled training rows only, so
 each model trains exactly as if alone. Models that stop early are dropped from the batch.
 
-Randomness without cross-talk: the initial weights, the row order of every epoch and the dropout
-masks come from a counter-based hash (murmur3's finaliser) of the seed, the model's identity
-(setting, perturbation index, fold), the epoch, the row and the unit. A perturbation's networks are
-therefore the same whatever the other perturbations' labels, and the random numbers are the same on
-every device. The inner validation rows are the fold's training rows that fall in one seeded
-subset (``validation_fraction`` of all rows) shared by every model, so that the per-epoch
-validation pass runs on that subset only.
+Randomness without cross-talk: the initial weights (per model: setting, perturbation index, fold),
+the row order of every epoch and the dropout masks (per setting, fold, epoch, row and unit; shared
+by the perturbations, whose networks are separate models) come from a counter-based hash (murmur3's
+finaliser) of the seed. A perturbation's networks therefore do not depend on the other
+perturbations' labels (up to float rounding of products of other shapes once networks stop), and
+the random numbers are the same on every device. The inner validation rows are the fold's training
+rows that fall in one seeded subset (``validation_fraction`` of all rows) shared by every model, so
+that the per-epoch validation pass runs on that subset only.
 
 torch is imported only inside :meth:`PSMLPHead.fit`; prediction is numpy (float64), so a saved head
 loads and predicts without a GPU (and without importing torch).
@@ -84,17 +85,12 @@ def _fmix(x: Any) -> np.ndarray:
     return x
 
 
-def _signed(value: int) -> int:
-    """A uint32 constant as the int32 with the same bits."""
-    return value - (1 << 32) if value >= 1 << 31 else value
-
-
 def _fmix_torch(x: torch.Tensor) -> torch.Tensor:
     """:func:`_fmix` in place on an int32 tensor (logical shifts emulated with masks)."""
     x.bitwise_xor_((x >> 16) & 0xFFFF)
-    x.mul_(_signed(_M1))
+    x.mul_(_M1 - (1 << 32))  # the int32 with the same bits
     x.bitwise_xor_((x >> 13) & 0x7FFFF)
-    x.mul_(_signed(_M2))
+    x.mul_(_M2 - (1 << 32))
     x.bitwise_xor_((x >> 16) & 0xFFFF)
     return x
 
@@ -409,14 +405,8 @@ def _train_batched(
     history = np.full((cfg.max_epochs, m_total), np.nan, dtype=np.float32)
 
     def select(ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return (
-            T_all[:, ids],
-            TM_all[:, ids],
-            VM_all[:, ids],
-            inv_sd_all[:, ids],
-            mu_all[:, ids],
-            folds_all[ids],
-        )
+        cols = (T_all, TM_all, VM_all, inv_sd_all, mu_all)
+        return (*(a[:, ids] for a in cols), folds_all[ids])
 
     T, TM, VM, inv_sd, mu, fold_ids = select(present)
 
@@ -610,9 +600,9 @@ class PSMLPHead(BaseHead):
         Candidate architectures (hidden widths); the grid is ``hidden_layers x learning_rates``.
     dropout : float, default 0.2
         Dropout rate after every hidden layer (training only).
-    max_epochs : int, default 200
+    max_epochs : int, default 100
         Most epochs of any network.
-    patience : int, default 10
+    patience : int, default 5
         Epochs without a relative improvement of ``1e-4`` of the inner-validation loss after which
         a network stops; it keeps the weights of its best epoch.
     batch_size : int, default 64
@@ -657,8 +647,8 @@ class PSMLPHead(BaseHead):
         learning_rates: Any = (1e-3, 1e-2),
         hidden_layers: Any = ((20,), (20, 20)),
         dropout: float = 0.2,
-        max_epochs: int = 200,
-        patience: int = 10,
+        max_epochs: int = 100,
+        patience: int = 5,
         batch_size: int = 64,
         weight_decay: float = 0.0,
         validation_fraction: float = 0.2,
@@ -681,22 +671,18 @@ class PSMLPHead(BaseHead):
     # -- parameters ------------------------------------------------------------------------------
     def _check_params(self) -> list[_Config]:
         lrs = self.learning_rates
-        if isinstance(lrs, (int, float, np.integer, np.floating)) and not isinstance(lrs, bool):
-            lrs = [lrs]
+        lrs = [lrs] if isinstance(lrs, (int, float, np.integer, np.floating)) else lrs
         try:
-            lrs = [float(v) for v in lrs if not isinstance(v, bool)]
+            ok = [float(v) for v in lrs if not isinstance(v, bool) and 0 < float(v) < math.inf]
         except (TypeError, ValueError):
-            lrs = []
-        if (
-            not lrs
-            or len(lrs) != len(list(np.atleast_1d(self.learning_rates)))
-            or any(not math.isfinite(v) or v <= 0 for v in lrs)
-        ):
+            ok = []
+        if not ok or len(ok) != len(lrs):
             raise InputError(
                 "PSMLPHead: learning_rates must be a non-empty list of positive numbers, "
                 f"got {self.learning_rates!r}",
                 fix="use e.g. learning_rates=(1e-3, 1e-2)",
             )
+        lrs = ok
         archs = []
         try:
             for arch in self.hidden_layers:
@@ -716,8 +702,8 @@ class PSMLPHead(BaseHead):
                 fix="use e.g. hidden_layers=((20,), (20, 20))",
             )
         dropout = _number("dropout", self.dropout, 0.0, 1.0, False, "0.2")
-        max_epochs = _positive_int("max_epochs", self.max_epochs, 1, 200)
-        patience = _positive_int("patience", self.patience, 1, 10)
+        max_epochs = _positive_int("max_epochs", self.max_epochs, 1, 100)
+        patience = _positive_int("patience", self.patience, 1, 5)
         batch_size = _positive_int("batch_size", self.batch_size, 1, 64)
         weight_decay = _number("weight_decay", self.weight_decay, 0.0, math.inf, False, "0.0")
         fraction = _number("validation_fraction", self.validation_fraction, 0.0, 1.0, False, "0.2")
@@ -817,7 +803,12 @@ class PSMLPHead(BaseHead):
             chosen = pred.reshape(n_settings, n, q, k)[
                 best[None, :], np.arange(n)[:, None], np.arange(q)[None, :]
             ]  # (n, q, k): every fold model of the chosen setting
-            own = np.take_along_axis(chosen, np.maximum(fold, 0)[:, :, None], axis=2)[:, :, 0]
+            # out of fold: the model that left the row out, its training mean replaced by the
+            # mean of all labelled rows (see BaseHead.out_of_fold_predictions)
+            at = np.maximum(fold, 0)[:, :, None]
+            own = np.take_along_axis(chosen, at, axis=2)[:, :, 0]
+            fold_mean = plan.y_mean.reshape(q, k)[np.arange(q)[None, :], at[:, :, 0]]
+            own = own - fold_mean + y_mean[cols]
             oof[:, cols] = np.where(fold >= 0, own, chosen.mean(axis=2))
             for c in range(n_settings):
                 idx = np.flatnonzero(best == c)
@@ -907,24 +898,22 @@ def _check_device(device: Any) -> str:
     import torch
 
     try:
-        dev = torch.device(device)
+        kind = torch.device(device).type
     except (RuntimeError, TypeError, ValueError):
+        kind = None
+    usable = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": kind == "mps" and torch.backends.mps.is_available(),
+    }
+    if kind not in usable:
         raise InputError(
             f"PSMLPHead: device must be a torch device name, got {device!r}",
             fix='use "cpu", "cuda", "cuda:0" or "mps"',
-        ) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
+        )
+    if not usable[kind]:
         raise InputError(
-            f"PSMLPHead: device {device!r} asked for CUDA, which is not available here",
+            f"PSMLPHead: device {device!r} asked for {kind.upper()}, which is not available here",
             fix='use device="cpu"',
         )
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError(
-            f"PSMLPHead: device {device!r} asked for MPS, which is not available here",
-            fix='use device="cpu"',
-        )
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise InputError(
-            f"PSMLPHead: device {device!r} is not supported", fix='use "cpu", "cuda" or "mps"'
-        )
-    return str(dev)
+    return str(torch.device(device))
