@@ -131,6 +131,8 @@ class PanHead(BaseHead):
         T[:, fallback] = np.nan
 
         Ps = None
+        self.descriptor_mean_ = self.descriptor_scale_ = None  # set below with descriptors
+        self.scale_coef_ = self.scale_intercept_ = None
         if P is not None:
             use = found & ~fallback
             use = use if use.any() else found

@@ -29,8 +29,9 @@ def inner_split(
     otherwise) go to validation; both parts are returned sorted.
     """
     samples = np.asarray(samples)
-    n_val = int(round(fraction * samples.size)) if samples.size >= 4 else 0
-    n_val = min(max(n_val, 1 if samples.size >= 4 and fraction > 0 else 0), samples.size - 2)
+    n_val = 0
+    if samples.size >= 4 and fraction > 0:
+        n_val = min(max(int(round(fraction * samples.size)), 1), samples.size - 2)
     perm = np.random.default_rng(random_state).permutation(samples.size)
     return np.sort(samples[perm[n_val:]]), np.sort(samples[perm[:n_val]])
 
