@@ -25,6 +25,7 @@ import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
@@ -284,6 +285,19 @@ class _Encoder:
             if value.dtype.kind in "OUS" and all(isinstance(v, str) for v in value.ravel()):
                 return {"__strings__": [str(v) for v in value.ravel()], "shape": list(value.shape)}
             raise TypeError(f"cannot save {where}: an array of dtype {value.dtype}")
+        if type(value) is pd.DataFrame:  # a numeric table with string labels (descriptors, ...)
+            values = value.to_numpy()
+            if values.dtype.kind not in "biuf":
+                raise TypeError(f"cannot save {where}: a DataFrame with non-numeric values")
+            self.arrays[key] = values
+            return {
+                "__frame__": key,
+                "index": [str(i) for i in value.index],
+                "columns": [str(c) for c in value.columns],
+                "names": [
+                    None if n is None else str(n) for n in (value.index.name, value.columns.name)
+                ],
+            }
         if isinstance(value, np.generic):
             return value.item()
         if isinstance(value, np.dtype) or (
@@ -382,6 +396,19 @@ class _Decoder:
             if name not in self.arrays:
                 raise ValueError(f"array {name!r} is missing")
             return self.arrays[name]
+        if set(value) == {"__frame__", "index", "columns", "names"}:
+            name = value["__frame__"]
+            if name not in self.arrays:
+                raise ValueError(f"array {name!r} is missing")
+            values = self.arrays[name]
+            index_name, columns_name = value["names"]
+            if values.shape != (len(value["index"]), len(value["columns"])):
+                raise ValueError(f"table {name!r} does not match its labels")
+            return pd.DataFrame(
+                values,
+                index=pd.Index(value["index"], name=index_name),
+                columns=pd.Index(value["columns"], name=columns_name),
+            )
         if set(value) == {"__strings__", "shape"}:
             return np.array(value["__strings__"], dtype=object).reshape(value["shape"])
         if set(value) == {"__tuple__"}:

@@ -92,3 +92,24 @@ def test_mean_head_oof_and_loaded_heads():
     loaded = set_state(RidgeHead, state, state.arrays, state.texts)
     assert loaded.out_of_fold_predictions() is None  # not saved with the model
     np.testing.assert_allclose(loaded.predict(Z), RidgeHead(cv="loo").fit(Z, Y).predict(Z))
+
+
+def test_saved_state_holds_a_numeric_dataframe_parameter():
+    """A head whose parameter is a plain DataFrame (pan descriptors) saves and loads it."""
+    import pandas as pd
+
+    from leapscreen.base import get_state, set_state
+    from leapscreen.heads.pan import PanLightGBMHead
+
+    pytest.importorskip("lightgbm")
+    desc = pd.DataFrame(
+        np.arange(6.0).reshape(3, 2),
+        index=pd.Index(["p0", "p1", "p2"], name="perturbation"),
+        columns=["d1", "d2"],
+    )
+    head = PanLightGBMHead(descriptors=desc)
+    state = get_state(head)
+    loaded = set_state(PanLightGBMHead, state, state.arrays, state.texts)
+    pd.testing.assert_frame_equal(loaded.descriptors, desc)
+    with pytest.raises(TypeError, match="non-numeric"):
+        get_state(PanLightGBMHead(descriptors=desc.astype(str)))
