@@ -150,9 +150,14 @@ def test_missing_labels_and_other_columns_do_not_reach_a_column():
 
 
 def test_same_seed_same_predictions_other_seed_other_predictions():
+    from leapscreen.heads._parallel import progress_callback
+
     Z, Y = nonlinear_data(n=120, seed=5)
-    params = {"learning_rates": (1e-2,), "hidden_layers": ((8,),), "max_epochs": 15}
-    a = fast_head(random_state=3, **params).fit(Z, Y).predict(Z)
+    params = {"learning_rates": (1e-2, 1e-3), "hidden_layers": ((8,),), "max_epochs": 15}
+    seen = []
+    with progress_callback(lambda message, done, total: seen.append((message, done, total))):
+        a = fast_head(random_state=3, **params).fit(Z, Y).predict(Z)
+    assert seen == [("PS-MLP", 2, 4), ("PS-MLP", 4, 4)]  # one report per setting trained
     b = fast_head(random_state=3, **params).fit(Z, Y).predict(Z)
     c = fast_head(random_state=4, **params).fit(Z, Y).predict(Z)
     np.testing.assert_array_equal(a, b)

@@ -53,6 +53,7 @@ from leapscreen.heads._cv import (
     label_groups,
     spearman_columns,
 )
+from leapscreen.heads._parallel import report_progress
 from leapscreen.registry import register_head
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -789,6 +790,7 @@ class PSMLPHead(BaseHead):
                 fitted.append(layers)
                 epochs.append(trained.best_epoch.reshape(q, k))
                 n_epochs[c] = trained.history.shape[0]
+                report_progress("PS-MLP", (c + 1) * q // n_settings, q)  # settings done
             mean = np.zeros((n_settings, q))
             for pos in groups:
                 f_of = fold[:, pos[0]]
