@@ -11,8 +11,10 @@ splits as ``leapscreen evaluate``), one LEAP per *block* with several heads, so 
 seed is trained once and serves every head:
 
 * ``genes``: the 5,000 most variable training genes, z-scored, with ridge (exact leave-one-out, the
-  ``ridge`` preset), reduced-rank ridge, the stacked head and PS-KNN;
-* ``damae``: 5 DAMAE seeds (latent 128) x {PS-LASSO, reduced-rank ridge, PS-KNN, PS-MLP};
+  ``ridge`` preset), ridge with 5-fold CV (its 5 fold models averaged), reduced-rank ridge and
+  PS-KNN (``--stacked`` adds the stacked head);
+* ``damae``: 5 DAMAE seeds (latent 128) x {PS-LASSO, reduced-rank ridge, PS-KNN};
+* ``mlp``: the same 5 DAMAE seeds x PS-MLP;
 * ``lgbm``: 1 DAMAE seed x PS-LightGBM (fast grid);
 * ``pan``: 1 DAMAE seed x pan-MLP (learned drug embedding);
 * ``lineage``: the lineage x perturbation mean.
@@ -42,10 +44,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-HEADS_DAMAE = ["ps-lasso", "rr-ridge", "ps-knn", "ps-mlp"]
+HEADS_DAMAE = ["ps-lasso", "rr-ridge", "ps-knn"]
+#: names of the heads of a block, by position (two ridge heads differ by their CV)
+LABELS = {"genes": ["ridge", "ridge-5fold", "rr-ridge", "ps-knn", "stacked"]}
 
 
-def _blocks(latent: int, n_genes: int, seeds: int) -> dict:
+def _blocks(latent: int, n_genes: int, seeds: int, stacked: bool = False) -> dict:
     from leapscreen.baselines import LineageMean
     from leapscreen.ensemble import LEAP
     from leapscreen.heads import PSKNNHead, ReducedRankRidgeHead, RidgeHead, StackedHead
@@ -57,14 +61,17 @@ def _blocks(latent: int, n_genes: int, seeds: int) -> dict:
             representation="genes",
             head=[
                 ridge,
+                RidgeHead(cv=5, standardize=False),  # the 5 fold models averaged
                 ReducedRankRidgeHead(cv="loo", standardize=False),
-                StackedHead(base=ridge),
                 PSKNNHead(),
+                *([StackedHead(base=ridge)] if stacked else []),
             ],
             n_seeds=1,
             **common,
         ),
         "damae": lambda: LEAP(representation="damae", head=HEADS_DAMAE, n_seeds=seeds, **common),
+        # the same DAMAE seeds as "damae" (a representation is deterministic for its seed)
+        "mlp": lambda: LEAP(representation="damae", head="ps-mlp", n_seeds=seeds, **common),
         "lgbm": lambda: LEAP(representation="damae", head="ps-lightgbm", n_seeds=1, **common),
         "pan": lambda: LEAP(representation="damae", head="pan-mlp", n_seeds=1, **common),
         "lineage": LineageMean,
@@ -83,7 +90,7 @@ def fit(args: argparse.Namespace) -> None:
     splits = unseen_samples(data.sample_ids, n_repeats=args.splits, random_state=0)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    blocks = _blocks(args.latent, args.n_genes, args.seeds)
+    blocks = _blocks(args.latent, args.n_genes, args.seeds, args.stacked)
     chosen = args.blocks.split(",")
     split_ids = [int(s) for s in args.only.split(",")] if args.only else range(len(splits))
     for k in split_ids:
@@ -115,7 +122,11 @@ def fit(args: argparse.Namespace) -> None:
                         for m in model.members_
                     ]
                 )
-                names = [f"{m.kind} + {m.head_kind}" for m in model.members_]
+                labels = LABELS.get(block, [])
+                names = [
+                    f"{m.kind} + {labels[m.group] if m.group < len(labels) else m.head_kind}"
+                    for m in model.members_
+                ]
                 seeds = [m.seed for m in model.members_]
                 seconds = [m.fit_seconds for m in model.members_]
             total = time.perf_counter() - t0
@@ -298,6 +309,7 @@ def main() -> None:
     f.add_argument("--n-genes", type=int, default=5000)
     f.add_argument("--seeds", type=int, default=5)
     f.add_argument("--blocks", default="genes,damae,lineage")
+    f.add_argument("--stacked", action="store_true", help="add the stacked head to the genes block")
     r = sub.add_parser("report")
     r.add_argument("--out", required=True)
     r.add_argument("--sensitive", default="low")

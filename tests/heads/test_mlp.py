@@ -17,8 +17,7 @@ from leapscreen.base import get_state, set_state
 from leapscreen.errors import InputError
 from leapscreen.heads import MeanHead, RidgeHead
 from leapscreen.heads._cv import kfold_assignment
-from leapscreen.heads.mlp import (
-    PSMLPHead,
+from leapscreen.heads._mlp_train import (
     _Adam,
     _Config,
     _fmix,
@@ -28,6 +27,7 @@ from leapscreen.heads.mlp import (
     _init_weights,
     _train,
 )
+from leapscreen.heads.mlp import PSMLPHead
 from tests.sklearn_expected import expected_failures
 
 torch = pytest.importorskip("torch")
