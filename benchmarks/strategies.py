@@ -90,6 +90,9 @@ def fit(args: argparse.Namespace) -> None:
     splits = unseen_samples(data.sample_ids, n_repeats=args.splits, random_state=0)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "dataset.json").write_text(
+        json.dumps({"data": str(args.data), "min_labels": args.min_labels, "splits": args.splits})
+    )
     blocks = _blocks(args.latent, args.n_genes, args.seeds, args.stacked)
     chosen = args.blocks.split(",")
     split_ids = [int(s) for s in args.only.split(",")] if args.only else range(len(splits))
@@ -143,9 +146,6 @@ def fit(args: argparse.Namespace) -> None:
                 test=np.array(test.sample_ids, dtype=str),
             )
             print(f"split {k} {block}: {total:.0f}s ({len(names)} members)", flush=True)
-    (out / "dataset.json").write_text(
-        json.dumps({"data": str(args.data), "min_labels": args.min_labels, "splits": args.splits})
-    )
 
 
 # ------------------------------------------------------------------------------------------- report
@@ -188,6 +188,29 @@ def _models(rec) -> dict[str, list[int]]:
 COMBOS = {
     # name: (strategies (model names of _models), rule)
     "genes: ridge + rr-ridge": (["genes/ridge", "genes/rr-ridge"], "mean"),
+    "genes: ridge-5fold + rr-ridge": (["genes/ridge-5fold", "genes/rr-ridge"], "mean"),
+    "genes: ridge + ridge-5fold + rr-ridge": (
+        ["genes/ridge", "genes/ridge-5fold", "genes/rr-ridge"],
+        "mean",
+    ),
+    "genes: ridge + ridge-5fold + rr-ridge, cv-global": (
+        ["genes/ridge", "genes/ridge-5fold", "genes/rr-ridge"],
+        "cv-global",
+    ),
+    "genes: ridge + ridge-5fold + rr-ridge + LEAP rr-ridge": (
+        ["genes/ridge", "genes/ridge-5fold", "genes/rr-ridge", "damae/rr-ridge x5"],
+        "mean",
+    ),
+    "genes: ridge + ridge-5fold + rr-ridge + LEAP rr-ridge + LEAP ps-lasso, cv-global": (
+        [
+            "genes/ridge",
+            "genes/ridge-5fold",
+            "genes/rr-ridge",
+            "damae/rr-ridge x5",
+            "damae/ps-lasso x5",
+        ],
+        "cv-global",
+    ),
     "ridge + LEAP ps-lasso": (["genes/ridge", "damae/ps-lasso x5"], "mean"),
     "ridge + LEAP rr-ridge": (["genes/ridge", "damae/rr-ridge x5"], "mean"),
     "ridge + rr-ridge + LEAP ps-lasso + LEAP rr-ridge": (

@@ -44,6 +44,14 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "leap-ps-enet": {"representation": "damae", "head": "ps-enet", "n_seeds": 5},
     # LEAP across representation types: DAMAE seeds + PCA
     "leap-mixed": {"representation": ["damae", "pca"], "head": "ps-lasso", "n_seeds": 5},
+    # LEAP across strategies on the genes: ridge with 5-fold CV (its 5 fold models averaged) and
+    # reduced-rank ridge, the plain mean of the two; one linear map. The best combination of
+    # BENCHMARKS.md ("LEAP across strategies") for its cost.
+    "leap-ridges": {
+        "representation": [("genes", ["ridge", "rr-ridge"])],
+        "n_seeds": 1,
+        "head_params": {"standardize": False},
+    },
 }
 
 

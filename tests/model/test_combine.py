@@ -117,3 +117,19 @@ def test_representation_head_pairs(data):
     )
     with pytest.raises(InputError, match="two parts"):
         LEAP(representation=[("genes", "ridge", "x")]).fit(X, Y)
+
+
+def test_leap_ridges_preset_is_the_mean_of_its_two_strategies(data):
+    from leapscreen.heads import ReducedRankRidgeHead, RidgeHead
+    from leapscreen.models import make_model, model_names
+
+    X, Y = data
+    assert "leap-ridges" in model_names(with_baselines=False)
+    model = make_model("leap-ridges", n_genes=30).fit(X, Y)
+    assert [m.head_kind for m in model.members_] == ["ridge", "rr-ridge"]
+    assert model.is_linear and model.gene_coef_ is not None
+    Xz = model.preprocessor_.transform(X)
+    ridge = RidgeHead(cv=5, standardize=False).fit(Xz, Y.to_numpy())
+    rr = ReducedRankRidgeHead(cv="loo", standardize=False, n_folds=5).fit(Xz, Y.to_numpy())
+    expected = (ridge.predict(Xz) + rr.predict(Xz)) / 2
+    np.testing.assert_allclose(model.predict(X).to_numpy(), expected, rtol=1e-4, atol=1e-5)

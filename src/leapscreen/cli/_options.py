@@ -379,3 +379,9 @@ def provenance(
         "inputs": [_describe_input(opt, p) for opt, p in inputs.items() if p is not None],
         **extra,
     }
+
+
+def learns_latent(model: Any) -> bool:
+    """The model learns a latent representation (so --latent-dim must fit the data)."""
+    kinds = getattr(model, "representation_kinds", None)
+    return kinds is not None and any(kind != "genes" for kind in kinds)

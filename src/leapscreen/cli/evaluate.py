@@ -19,6 +19,7 @@ from leapscreen.cli._options import (
     check_device,
     check_models,
     check_ranges,
+    learns_latent,
     provenance,
     read_genes,
     split_list,
@@ -241,7 +242,7 @@ def _evaluate(o: dict[str, Any], names: list[str], out: Path, gene_list: list[st
         raise InputError(
             f"no perturbation has >= {min_labels} labelled samples", fix="lower --min-labels"
         )
-    if any(getattr(make_model(m), "representation", "genes") != "genes" for m in names):
+    if any(learns_latent(make_model(m)) for m in names):
         n_used = len(gene_list) if gene_list is not None else min(o["n_genes"], screen.n_genes)
         n_train = int(round(screen.n_samples * (1 - o["test_fraction"])))
         check_latent_dim(o["latent_dim"], n_used, n_train)

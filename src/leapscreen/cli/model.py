@@ -21,6 +21,7 @@ from leapscreen.cli._options import (
     check_device,
     check_models,
     check_ranges,
+    learns_latent,
     provenance,
     read_genes,
     split_list,
@@ -232,7 +233,7 @@ def _fit_locked(o: dict[str, Any], out: Path, gene_list: list[str] | None) -> No
     if gene_list is not None:
         params["genes"] = gene_list
     estimator = make_model(name, **params)
-    if getattr(estimator, "representation", "genes") != "genes":
+    if learns_latent(estimator):
         n_used = len(gene_list) if gene_list is not None else min(o["n_genes"], screen.n_genes)
         check_latent_dim(o["latent_dim"], n_used, screen.n_samples)
     if not quiet:
