@@ -78,6 +78,10 @@ def _blocks(latent: int, n_genes: int, seeds: int, stacked: bool = False) -> dic
     }
 
 
+def _or(value, default):
+    return default if value is None else value
+
+
 def _ids_hash(ids) -> str:
     return hashlib.sha256("\x1f".join(map(str, ids)).encode()).hexdigest()[:16]
 
@@ -114,13 +118,11 @@ def fit(args: argparse.Namespace) -> None:
             else:
                 model.fit(train.expression, train.responses, sources=list(train.samples["source"]))
                 pred = model.predict_members(test.expression)
+                missing = np.full((train.n_samples, train.n_perturbations), np.nan)
                 oof = np.stack(
                     [
                         np.asarray(
-                            m.head.out_of_fold_predictions()
-                            if m.head.out_of_fold_predictions() is not None
-                            else np.full((train.n_samples, train.n_perturbations), np.nan),
-                            dtype=np.float32,
+                            _or(m.head.out_of_fold_predictions(), missing), dtype=np.float32
                         ).reshape(train.n_samples, -1)
                         for m in model.members_
                     ]

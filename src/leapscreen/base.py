@@ -22,6 +22,7 @@ Estimators validate their input with scikit-learn's helpers (``validate_data``, 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, ClassVar
 
 import numpy as np
@@ -40,6 +41,7 @@ __all__ = [
     "EstimatorState",
     "LinearHeadMixin",
     "get_state",
+    "has_parameter",
     "nan_r2",
     "set_state",
 ]
@@ -66,6 +68,14 @@ def nan_r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
             continue
         scores.append(1.0 - ((t - p) ** 2).sum() / ss_tot)
     return float(np.mean(scores)) if scores else float("nan")
+
+
+def has_parameter(method: Any, name: str) -> bool:
+    """``method`` declares a parameter called ``name`` (``**kwargs`` alone does not count)."""
+    try:
+        return name in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 class HeadInputError(InputError):

@@ -102,14 +102,8 @@ class LineageMean(RegressorMixin, BaseEstimator):
         -------
         self
         """
-        if isinstance(self.min_samples, bool) or not isinstance(
-            self.min_samples, (int, np.integer)
-        ):
-            raise InputError(
-                f"LineageMean: min_samples must be an integer >= 1, got {self.min_samples!r}",
-                fix="use min_samples=3",
-            )
-        if self.min_samples < 1:
+        m = self.min_samples
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
             raise InputError(
                 f"LineageMean: min_samples must be an integer >= 1, got {self.min_samples!r}",
                 fix="use min_samples=3",

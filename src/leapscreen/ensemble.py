@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +14,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from leapscreen import persist, registry
-from leapscreen.base import nan_r2
+from leapscreen.base import has_parameter, nan_r2
 from leapscreen.combine import COMBINE_RULES, greedy_weights
 from leapscreen.errors import InputError
 from leapscreen.heads._cv import FALLBACK_RECORD
@@ -93,14 +92,6 @@ def _named_fallback_only():  # noqa: ANN202 - a context manager
     finally:
         for target in targets:
             target.removeFilter(flt)
-
-
-def _takes(method: Callable[..., Any], name: str) -> bool:
-    """``method`` has a parameter called ``name``."""
-    try:
-        return name in inspect.signature(method).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _as_list(spec: Any) -> list[Any]:
@@ -435,7 +426,9 @@ class LEAP(RegressorMixin, BaseEstimator):
             Z = rep.transform(Xz)
             for h_index, hspec in enumerate(heads):
                 head_kind, head = self._head(hspec)
-                if _takes(head.fit, "perturbations"):  # heads that use perturbation descriptors
+                if has_parameter(
+                    head.fit, "perturbations"
+                ):  # heads that use perturbation descriptors
                     head.fit(Z, Y, perturbations=self.perturbations_)
                 else:
                     head.fit(Z, Y)

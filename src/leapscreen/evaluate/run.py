@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from leapscreen.base import has_parameter
 from leapscreen.data.dataset import ScreenData
 from leapscreen.errors import InputError
 from leapscreen.evaluate.cache import (
@@ -161,14 +162,6 @@ def _accepts(method: Callable[..., Any], name: str) -> bool:
     except (TypeError, ValueError):
         return True
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-def _names(method: Callable[..., Any], name: str) -> bool:
-    """``method`` has a parameter called ``name`` (not merely ``**kwargs``)."""
-    try:
-        return name in inspect.signature(method).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _spec_text(spec: ModelSpec) -> str:
@@ -365,9 +358,11 @@ def evaluate_models(
             if not isinstance(spec, str):
                 fit_kwargs = {k: v for k, v in fit_kwargs.items() if _accepts(model.fit, k)}
             predict_kwargs = {}
-            if _names(model.fit, "samples"):  # models that use the metadata (lineage baselines)
+            if has_parameter(
+                model.fit, "samples"
+            ):  # models that use the metadata (lineage baselines)
                 fit_kwargs["samples"] = train.samples
-            if _names(model.predict, "samples"):
+            if has_parameter(model.predict, "samples"):
                 predict_kwargs["samples"] = test.samples
             model.fit(train.expression, train.responses, **fit_kwargs)
             pred = _predictions_frame(model.predict(test.expression, **predict_kwargs), test)
