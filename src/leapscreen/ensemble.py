@@ -17,6 +17,8 @@ from leapscreen import persist, registry
 from leapscreen.base import has_parameter, nan_r2
 from leapscreen.combine import COMBINE_RULES, greedy_weights
 from leapscreen.errors import InputError
+from leapscreen.explain import intervals as _intervals
+from leapscreen.explain.domain import ApplicabilityDomain, normalise_lineages
 from leapscreen.heads._cv import FALLBACK_RECORD
 from leapscreen.preprocess import Preprocessor
 
@@ -25,6 +27,7 @@ logger = logging.getLogger(__name__)
 ProgressFn = Callable[[str, int, int], None]
 
 registry.register_component(Preprocessor)
+registry.register_component(_intervals.ConformalCalibration)
 
 
 @registry.register_component
@@ -329,6 +332,7 @@ class LEAP(RegressorMixin, BaseEstimator):
         sources: Sequence[str] | None = None,
         unlabelled_sources: Sequence[str] | None = None,
         progress: ProgressFn | None = None,
+        lineages: Sequence[str] | None = None,
     ) -> LEAP:
         """Fit preprocessing, the representations (one per seed and type) and their heads.
 
@@ -345,10 +349,20 @@ class LEAP(RegressorMixin, BaseEstimator):
             Source (dataset / domain) of each row, for per-source alignment in DAMAE.
         progress : callable, optional
             Called as ``progress(message, done, total)`` after each member.
+        lineages : sequence of str, optional
+            Lineage (tissue) of each training row, kept so that :meth:`applicability` can flag new
+            samples of a lineage absent from training.
 
         Returns
         -------
         LEAP
+
+        Notes
+        -----
+        Besides the members, the fit keeps the z-scored training matrix
+        (:meth:`training_expression`, float32) and the conformal calibration of the heads'
+        out-of-fold residuals (``calibration_``, see :mod:`leapscreen.explain.intervals`); both are
+        saved with the model.
         """
         self._check_params()
         self._y_1d_ = np.ndim(responses) == 1
@@ -365,6 +379,17 @@ class LEAP(RegressorMixin, BaseEstimator):
             log_transform=self.log_transform,
         ).fit(expression)
         Xz = self.preprocessor_.transform(expression)
+        self.training_expression_ = pd.DataFrame(
+            np.asarray(Xz, dtype=np.float32),
+            index=pd.Index([str(i) for i in expression.index], name="sample"),
+            columns=[str(g) for g in self.preprocessor_.genes_],
+        )
+        known = None if lineages is None else normalise_lineages(lineages, len(expression))
+        self.training_lineages_ = (
+            None
+            if known is None or all(v is None for v in known)
+            else np.asarray(["" if v is None else v for v in known], dtype=object)
+        )
         extra = None
         if unlabelled_expression is not None and len(unlabelled_expression):
             extra = self.preprocessor_.transform(unlabelled_expression)
@@ -386,10 +411,11 @@ class LEAP(RegressorMixin, BaseEstimator):
             plan += [(spec, self.random_state + k, heads, group) for k in range(n)]
             group += len(heads)
         self.members_: list[Member] = []
-        oof: dict[int, list[np.ndarray]] = {}
+        oof: list[np.ndarray | None] = []
         with _named_fallback_only():
             self._fit_members(plan, Xz, Y, extra, sources, unlabelled_sources, progress, oof)
         self._combine_weights(oof, Y)
+        self.calibration_ = self._calibrate(oof, Y)
         self._collapse()
         fallback = self.fallback_perturbations()
         if fallback:
@@ -411,12 +437,13 @@ class LEAP(RegressorMixin, BaseEstimator):
         sources: Sequence[str] | None,
         unlabelled_sources: Sequence[str] | None,
         progress: ProgressFn | None,
-        oof: dict[int, list[np.ndarray]],
+        oof: list[np.ndarray | None],
     ) -> None:
         """Fit every (representation seed, head) member, appending to ``members_``.
 
-        With ``combine != "mean"`` the heads' out-of-fold predictions are collected in ``oof``
-        (group -> list over the group's members).
+        Each member's out-of-fold predictions of the training rows (None where its head gives
+        none) are appended to ``oof``: they choose the weights (``combine != "mean"``) and
+        calibrate the prediction intervals.
         """
         total = sum(len(heads) for _, _, heads, _ in plan)
         for spec, seed, heads, first_group in plan:
@@ -436,25 +463,20 @@ class LEAP(RegressorMixin, BaseEstimator):
                 t0 = time.perf_counter()
                 group = first_group + h_index
                 self.members_.append(Member(kind, seed, rep, head, seconds, head_kind, group))
-                if self.combine != "mean":
-                    oof.setdefault(group, []).append(self._out_of_fold(head, head_kind))
+                oof.append(self._out_of_fold(head))
                 if progress is not None:
                     progress(f"{kind} seed {seed} + {head_kind}", len(self.members_), total)
 
     @staticmethod
-    def _out_of_fold(head: Any, head_kind: str) -> np.ndarray:
+    def _out_of_fold(head: Any) -> np.ndarray | None:
         get = getattr(head, "out_of_fold_predictions", None)
         oof = get() if callable(get) else None
         if oof is None:
-            raise InputError(
-                f"LEAP: the head {head_kind!r} gives no out-of-fold predictions, which "
-                "combine='cv' needs to choose the weights",
-                fix="use combine='mean', or give the head out_of_fold_predictions()",
-            )
+            return None
         oof = np.asarray(oof, dtype=np.float64)
         return oof[:, None] if oof.ndim == 1 else oof
 
-    def _combine_weights(self, oof: dict[int, list[np.ndarray]], Y: np.ndarray) -> None:
+    def _combine_weights(self, oof: list[np.ndarray | None], Y: np.ndarray) -> None:
         """``weights_`` (groups x perturbations) from the groups' out-of-fold predictions."""
         used = sorted({m.group for m in self.members_})
         names: dict[int, str] = {}
@@ -468,8 +490,35 @@ class LEAP(RegressorMixin, BaseEstimator):
         if self.combine == "mean":
             self.weights_ = None
             return
-        stacked = np.stack([np.mean(oof[g], axis=0) for g in used])
+        for m, o in zip(self.members_, oof, strict=True):
+            if o is None:
+                raise InputError(
+                    f"LEAP: the head {m.head_kind!r} gives no out-of-fold predictions, which "
+                    f"combine={self.combine!r} needs to choose the weights",
+                    fix="use combine='mean', or give the head out_of_fold_predictions()",
+                )
+        groups = np.array([m.group for m in self.members_])
+        stacked = np.stack(
+            [
+                np.mean([oof[i] for i in np.flatnonzero(groups == g)], axis=0)
+                for g in range(len(used))
+            ]
+        )
         self.weights_ = greedy_weights(stacked, Y, per_perturbation=self.combine == "cv")
+
+    def _calibrate(
+        self, oof: list[np.ndarray | None], Y: np.ndarray
+    ) -> _intervals.ConformalCalibration | None:
+        """The conformal calibration from the members' out-of-fold predictions, combined with the
+        members' weights as predictions are (None when a head gives no out-of-fold predictions)."""
+        if any(o is None or o.shape != Y.shape for o in oof):
+            logger.info("a head gives no out-of-fold predictions: no prediction intervals")
+            return None
+        weights = self._member_weights()
+        stacked = np.stack(oof)
+        combined = np.einsum("mp,mnp->np", weights, stacked)
+        spread = _intervals.weighted_spread(stacked, weights) if len(oof) >= 2 else None
+        return _intervals.calibrate(Y, combined, spread)
 
     def _member_weights(self) -> np.ndarray:
         """Weight of each member for each perturbation (members x perturbations)."""
@@ -544,18 +593,138 @@ class LEAP(RegressorMixin, BaseEstimator):
             Run every member instead of the collapsed gene-level map (same result for linear models).
         """
         self._check_fitted()
-        frame = expression
-        if not isinstance(expression, pd.DataFrame):
-            frame = pd.DataFrame(np.asarray(expression), columns=list(self.feature_names_in_))
-        Xz = self.preprocessor_.transform(frame)
-        if self.gene_coef_ is not None and not layered:
-            pred = self._predict_collapsed(Xz)
-        else:
-            pred = self._combined(Xz)
+        frame = self._frame(expression)
+        pred = self.predict_preprocessed(self.preprocessor_.transform(frame), layered=layered)
         if not isinstance(expression, pd.DataFrame):  # arrays in, arrays out (scikit-learn style)
             out = pred.astype(np.float32)
             return out[:, 0] if getattr(self, "_y_1d_", False) else out
         return pd.DataFrame(pred.astype(np.float32), index=frame.index, columns=self.perturbations_)
+
+    def _frame(self, expression: Any) -> pd.DataFrame:
+        if isinstance(expression, pd.DataFrame):
+            return expression
+        return pd.DataFrame(np.asarray(expression), columns=list(self.feature_names_in_))
+
+    def preprocess(self, expression: pd.DataFrame) -> np.ndarray:
+        """The model's z-scored genes of new samples (float32, samples x ``preprocessor_.genes_``).
+
+        Missing genes are imputed with the training mean (z = 0, warning), as in :meth:`predict`.
+        """
+        self._check_fitted()
+        return self.preprocessor_.transform(self._frame(expression))
+
+    def predict_preprocessed(self, Xz: np.ndarray, layered: bool = False) -> np.ndarray:
+        """The ensemble's predictions (float64, samples x perturbations) from preprocessed genes.
+
+        ``predict(expression)`` equals ``predict_preprocessed(preprocess(expression))`` (as float32).
+        """
+        self._check_fitted()
+        Xz = np.asarray(Xz)
+        if Xz.ndim != 2 or Xz.shape[1] != len(self.preprocessor_.genes_):
+            raise InputError(
+                f"preprocessed samples must be (n, {len(self.preprocessor_.genes_)}), got "
+                f"{Xz.shape}",
+                fix="pass the output of LEAP.preprocess",
+            )
+        if self.gene_coef_ is not None and not layered:
+            return self._predict_collapsed(Xz)
+        return np.asarray(self._combined(Xz), dtype=np.float64)
+
+    def training_expression(self) -> pd.DataFrame:
+        """The z-scored training matrix the model was fitted on (samples x model genes, float32)."""
+        self._check_fitted()
+        stored = getattr(self, "training_expression_", None)
+        if stored is None:
+            raise InputError(
+                "this model was saved without its training expression (an older leapscreen)",
+                fix="fit the model again with this version",
+            )
+        return stored.copy()
+
+    def predict_spread(self, Xz: np.ndarray) -> np.ndarray:
+        """The members' (weighted) standard deviation around the prediction, from preprocessed genes."""
+        self._check_fitted()
+        outputs = np.stack([self._member_output(m, np.asarray(Xz)) for m in self.members_])
+        return _intervals.weighted_spread(outputs, self._member_weights())
+
+    def predict_intervals(
+        self, expression: pd.DataFrame, coverage: float = 0.9, normalize: bool | None = None
+    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """Predictions with conformal prediction intervals (see :mod:`leapscreen.explain.intervals`).
+
+        Parameters
+        ----------
+        expression : pandas.DataFrame
+            Samples x genes, as for :meth:`predict`.
+        coverage : float
+            Nominal coverage in (0, 1) of each (sample, perturbation) interval.
+        normalize : bool, optional
+            Scale each interval by the members' spread (>= 2 members); default
+            :data:`leapscreen.explain.intervals.DEFAULT_NORMALIZE`.
+
+        Returns
+        -------
+        prediction, lower, upper : pandas.DataFrame
+            Samples x perturbations; +/- inf where a perturbation has too few labelled training
+            rows for ``coverage``.
+        """
+        self._check_fitted()
+        coverage = _intervals.check_coverage(coverage)
+        calibration = getattr(self, "calibration_", None)
+        if calibration is None:
+            raise InputError(
+                "this model has no interval calibration (a head without out-of-fold predictions, "
+                "or a model saved by an older leapscreen)",
+                fix="fit it again with heads that cross-validate (n_folds >= 2)",
+            )
+        if normalize is None:
+            normalize = _intervals.DEFAULT_NORMALIZE and calibration.can_normalize
+        frame = self._frame(expression)
+        Xz = self.preprocessor_.transform(frame)
+        pred = self.predict_preprocessed(Xz)
+        spread = self.predict_spread(Xz) if normalize else None
+        lower, upper = _intervals.intervals(calibration, pred, coverage, spread, normalize)
+        return tuple(  # type: ignore[return-value]
+            pd.DataFrame(v.astype(np.float32), index=frame.index, columns=self.perturbations_)
+            for v in (pred, lower, upper)
+        )
+
+    def applicability(
+        self,
+        expression: pd.DataFrame,
+        lineages: Sequence[str] | None = None,
+        n_neighbors: int = 10,
+        threshold: float = 0.99,
+    ) -> pd.DataFrame:
+        """How far each sample lies from the training samples (see :mod:`leapscreen.explain.domain`).
+
+        Parameters
+        ----------
+        expression : pandas.DataFrame
+            Samples x genes, as for :meth:`predict`.
+        lineages : sequence of str, optional
+            The samples' lineages, checked against the training lineages (when the fit got them).
+        n_neighbors : int
+            Training neighbours whose mean distance is the score.
+        threshold : float
+            Percentile of the training samples' own distances at or above which a sample is
+            flagged as extrapolating.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Per sample: ``domain_distance``, ``domain_percentile``, ``lineage_seen``,
+            ``extrapolates``, ``domain_note``.
+        """
+        train = self.training_expression()
+        key = (n_neighbors, threshold)
+        cached = getattr(self, "_domain", None)
+        if cached is None or cached[0] != key:
+            domain = ApplicabilityDomain(n_neighbors, threshold)
+            domain.fit(train.to_numpy(), getattr(self, "training_lineages_", None))
+            self._domain = cached = (key, domain)
+        frame = self._frame(expression)
+        return cached[1].assess(self.preprocessor_.transform(frame), lineages, index=frame.index)
 
     def _combined(self, Xz: np.ndarray) -> np.ndarray:
         """The members' predictions combined by the fitted rule (mean or weights)."""

@@ -329,6 +329,24 @@ def _self_check(directory: Path, model: Any, meta: dict[str, Any]) -> None:
         or np.shape(model.gene_intercept_) != (n_pert,)
     ):
         raise _damaged(directory, ARRAYS_FILE, "has collapsed coefficients of the wrong shape")
+    train = getattr(model, "training_expression_", None)  # absent in models of older versions
+    if train is not None and (
+        np.ndim(train) != 2
+        or np.shape(train)[1] != n_genes
+        or [str(c) for c in train.columns] != genes
+    ):
+        raise _damaged(directory, ARRAYS_FILE, "has a training expression of the wrong shape")
+    n_train = None if train is None else np.shape(train)[0]
+    lineages = getattr(model, "training_lineages_", None)
+    if lineages is not None and n_train is not None and np.shape(lineages) != (n_train,):
+        raise _damaged(directory, META_FILE, "has training lineages of the wrong length")
+    calibration = getattr(model, "calibration_", None)
+    if calibration is not None:
+        problem = calibration.check(
+            n_train if n_train is not None else np.shape(calibration.residuals)[0], n_pert
+        )
+        if problem:
+            raise _damaged(directory, ARRAYS_FILE, f"has {problem}")
     if not model.members_:
         raise _damaged(directory, META_FILE, "holds no ensemble member")
     zero = np.zeros((1, n_genes), dtype=np.float32)
