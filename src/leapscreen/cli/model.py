@@ -244,6 +244,7 @@ def _fit_locked(o: dict[str, Any], out: Path, gene_list: list[str] | None) -> No
             screen.expression,
             screen.responses,
             sources=list(screen.samples["source"]),
+            lineages=list(screen.samples["lineage"]),
             progress=lambda msg, done, total: advance(msg, done, total),
         )
     seconds = time.perf_counter() - t0
@@ -385,6 +386,91 @@ def _select_perturbations(text: str, available: list[str]) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
+INTERVALS_HELP = (
+    "Add conformal prediction intervals and the applicability domain. Long format: columns "
+    "lower and upper beside value, then domain_percentile (how far the sample lies from the "
+    "training samples: the fraction of training samples nearer to their own neighbours; near 1 = "
+    "outside the training data) and extrapolates (true when domain_percentile >= 0.99 or the "
+    "lineage is absent from training). Wide format: domain_percentile and extrapolates after "
+    "sample, then for each perturbation P the columns P, P_lower, P_upper. A bound is inf / -inf "
+    "where a perturbation has too few labelled training samples for the coverage."
+)
+
+
+def _interval_tables(
+    model: Any,
+    expr: pd.DataFrame,
+    coverage: float,
+    spread: bool,
+    samples: Path | None,
+    encoding: str | None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Predictions, lower and upper bounds, and the applicability domain of each sample."""
+    lineages = None
+    if samples is not None:
+        from leapscreen.data.loading import load_samples
+
+        meta = load_samples(samples, encoding=encoding)
+        lineages = meta["lineage"].reindex([str(i) for i in expr.index]).fillna("unknown")
+        if lineages.eq("unknown").all():
+            err_console.print(
+                f"[yellow]warning:[/] no sample of the expression has a lineage in "
+                f"{escape(str(samples))}: lineages not checked",
+                highlight=False,
+                soft_wrap=True,
+            )
+    pred, lower, upper = model.predict_intervals(expr, coverage=coverage, normalize=spread)
+    domain = model.applicability(expr, lineages=None if lineages is None else list(lineages))
+    return pred, lower, upper, domain
+
+
+def _warn_extrapolation(domain: pd.DataFrame) -> None:
+    far = domain[domain["extrapolates"]]
+    if far.empty:
+        return
+    shown = "; ".join(f"{i} ({note})" for i, note in far["domain_note"].head(5).items())
+    err_console.print(
+        f"[yellow]warning:[/] {len(far)} of {len(domain)} sample(s) lie outside the training data "
+        f"and their predictions extrapolate: {escape(shown)}"
+        + (", ..." if len(far) > 5 else "")
+        + " (column extrapolates)",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _with_intervals(
+    pred: pd.DataFrame,
+    lower: pd.DataFrame,
+    upper: pd.DataFrame,
+    domain: pd.DataFrame,
+    wide: bool,
+    fallbacks: set[str],
+) -> pd.DataFrame:
+    """The output table with the bounds and the domain columns (layout in INTERVALS_HELP)."""
+    cols = ["domain_percentile", "extrapolates"]
+    if domain["lineage_seen"].notna().any():
+        cols.append("lineage_seen")
+    dom = domain[cols].copy()
+    dom.index = pred.index
+    if wide:
+        parts = [dom]
+        for p in pred.columns:
+            parts.append(
+                pd.DataFrame(
+                    {p: pred[p], f"{p}_lower": lower[p], f"{p}_upper": upper[p]}, index=pred.index
+                )
+            )
+        return pd.concat(parts, axis=1).reset_index()
+    table = pred.reset_index().melt(id_vars="sample", var_name="perturbation", value_name="value")
+    table["lower"] = lower.to_numpy().ravel(order="F")
+    table["upper"] = upper.to_numpy().ravel(order="F")
+    table["fallback_to_mean"] = table["perturbation"].astype(str).isin(fallbacks)
+    for c in cols:  # melt stacks the perturbations one after the other: the samples repeat
+        table[c] = np.tile(dom[c].to_numpy(), pred.shape[1])
+    return table
+
+
 @handle_errors
 def predict_command(
     model_dir: Path = typer.Argument(..., help="A model directory written by `leapscreen fit`."),
@@ -396,6 +482,25 @@ def predict_command(
     perturbations: str = typer.Option(
         None, "--perturbations", help="Comma-separated subset of perturbations (any case)."
     ),
+    intervals: bool = typer.Option(False, "--intervals", help=INTERVALS_HELP),
+    coverage: float = typer.Option(
+        None,
+        "--coverage",
+        help="Nominal coverage of the intervals, a fraction in (0, 1) (default 0.9; needs "
+        "--intervals).",
+    ),
+    spread: bool = typer.Option(
+        False,
+        "--spread",
+        help="Scale each interval by the spread of the ensemble's members (>= 2 members); the "
+        "default intervals have one width per perturbation.",
+    ),
+    samples: Path = typer.Option(
+        None,
+        "--samples",
+        help="Sample metadata with a lineage column: with --intervals, a lineage absent from "
+        "training is flagged.",
+    ),
     encoding: str = typer.Option(None, "--encoding", help="Text encoding of the expression."),
     device: str = typer.Option("cpu", "--device", help="Torch device."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
@@ -406,8 +511,14 @@ def predict_command(
     setup_logging(quiet, verbose)
     from leapscreen.data.loading import load_expression
     from leapscreen.ensemble import LEAP
+    from leapscreen.explain.intervals import check_coverage
 
     device = check_device(device)
+    for option, given in (("--coverage", coverage), ("--spread", spread), ("--samples", samples)):
+        if given not in (None, False) and not intervals:
+            raise InputError(f"{option} applies to intervals only", fix="add --intervals")
+    if intervals:
+        coverage = check_coverage(0.9 if coverage is None else coverage, "--coverage")
     refuse_existing(out, overwrite)
     if perturbations is not None:
         split_list("--perturbations", perturbations)
@@ -416,12 +527,21 @@ def predict_command(
     expr = load_expression(
         expression, encoding=encoding, log_transform=lt if isinstance(lt, bool) else None
     )
-    pred = model.predict(expr)
+    if intervals:
+        pred, lower, upper, domain = _interval_tables(
+            model, expr, coverage, spread, samples, encoding
+        )
+    else:
+        pred = model.predict(expr)
     if perturbations is not None:
         pred = pred[_select_perturbations(perturbations, [str(c) for c in pred.columns])]
     fallbacks = set(_fallbacks(model))
     pred.index.name = "sample"
-    if wide:
+    if intervals:
+        table = _with_intervals(
+            pred, lower[pred.columns], upper[pred.columns], domain, wide, fallbacks
+        )
+    elif wide:
         table = pred.reset_index()
     else:
         table = pred.reset_index().melt(
@@ -429,6 +549,17 @@ def predict_command(
         )
         table["fallback_to_mean"] = table["perturbation"].astype(str).isin(fallbacks)
     write_table_atomic(table, out, overwrite)
+    if intervals:
+        _warn_extrapolation(domain)
+        unbounded = [str(p) for p in pred.columns if not np.isfinite(upper[p]).all()]
+        if unbounded:
+            err_console.print(
+                f"[yellow]note:[/] {len(unbounded)} perturbation(s) have too few labelled "
+                f"training samples for {coverage:.0%} intervals (bounds inf): "
+                f"{escape(', '.join(unbounded[:10]))}",
+                highlight=False,
+                soft_wrap=True,
+            )
     used = [p for p in pred.columns if str(p) in fallbacks]
     if used:
         err_console.print(

@@ -220,7 +220,7 @@ def _check_normalize(calibration: ConformalCalibration, normalize: bool) -> bool
     if normalize and not calibration.can_normalize:
         raise InputError(
             "spread-normalised intervals need an ensemble of at least two members",
-            fix="ask for absolute intervals (normalize=False)",
+            fix="leave out the spread normalisation (normalize=False; no --spread)",
         )
     return bool(normalize)
 
