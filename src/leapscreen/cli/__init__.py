@@ -1,4 +1,4 @@
-"""The `leapscreen` command line: data, simulate, fit, predict, evaluate, inspect, demo."""
+"""The `leapscreen` command line: data, simulate, fit, predict, evaluate, explain, inspect, demo."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from leapscreen._version import __version__
 from leapscreen.cli._common import err_console
 from leapscreen.cli.data import app as data_app
 from leapscreen.cli.evaluate import evaluate_command
+from leapscreen.cli.explain import explain_command
 from leapscreen.cli.inspect import inspect_command
 from leapscreen.cli.model import demo_command, fit_command, predict_command
 from leapscreen.cli.simulate import simulate_command
@@ -63,6 +64,7 @@ app.command("simulate")(simulate_command)
 app.command("fit")(fit_command)
 app.command("predict")(predict_command)
 app.command("evaluate")(evaluate_command)
+app.command("explain")(explain_command)
 app.command("inspect")(inspect_command)
 app.command("demo")(demo_command)
 
