@@ -34,6 +34,7 @@ HEADS: dict[str, dict[str, str]] = {
     "StackedHead": {"check_supervised_y_no_nan": _NAN_TARGETS},
     "PSKNNHead": {"check_supervised_y_no_nan": _NAN_TARGETS},
     "PSLightGBMHead": {"check_supervised_y_no_nan": _NAN_TARGETS},
+    "NormalScoresHead": {"check_supervised_y_no_nan": _NAN_TARGETS},
 }
 
 # Every representation passes every check (tests/represent/test_sklearn_contract.py): the one

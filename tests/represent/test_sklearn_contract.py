@@ -24,6 +24,7 @@ from leapscreen.represent import (
     IdentityRepresentation,
     MaskedAutoencoder,
     PCARepresentation,
+    RBFKernelRepresentation,
 )
 from tests.sklearn_expected import expected_failures
 
@@ -40,6 +41,7 @@ def small_representations() -> list[BaseRepresentation]:
         DAMAE(**FAST),
         DAMAE(align="combat", **FAST),
         IdentityRepresentation(),
+        RBFKernelRepresentation(),
     ]
 
 

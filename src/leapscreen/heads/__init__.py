@@ -18,11 +18,13 @@ from leapscreen.heads.lasso import PSLassoHead
 from leapscreen.heads.linear import ElasticNetHead, MeanHead, RidgeHead
 from leapscreen.heads.mlp import PSMLPHead
 from leapscreen.heads.multitask import ReducedRankRidgeHead, StackedHead
+from leapscreen.heads.targets import NormalScoresHead
 from leapscreen.heads.pan import PanLightGBMHead, PanMLPHead, PanTDNNHead
 
 __all__ = [
     "ElasticNetHead",
     "MeanHead",
+    "NormalScoresHead",
     "PSKNNHead",
     "PSLightGBMHead",
     "PSLassoHead",

@@ -1,4 +1,5 @@
-"""Representations of scaled expression: PCA, autoencoders (plain, masked, DAMAE), the genes.
+"""Representations of scaled expression: PCA, autoencoders (plain, masked, DAMAE), the genes,
+RBF kernel features.
 
 Importing this package does not import torch: the autoencoders load it when they are fitted,
 used or loaded (``vime_corrupt``, a torch function, is imported on first access).
@@ -9,6 +10,7 @@ from typing import Any
 from leapscreen.represent.align import DEFAULT_SOURCE, SourceAligner, combat_shrink
 from leapscreen.represent.autoencoder import DAMAE, PRIMARY_SOURCE, Autoencoder, MaskedAutoencoder
 from leapscreen.represent.identity import IdentityRepresentation
+from leapscreen.represent.kernel import RBFKernelRepresentation
 from leapscreen.represent.pca import PCARepresentation
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "IdentityRepresentation",
     "MaskedAutoencoder",
     "PCARepresentation",
+    "RBFKernelRepresentation",
     "SourceAligner",
     "combat_shrink",
     "vime_corrupt",
