@@ -18,7 +18,11 @@ from leapscreen.base import has_parameter, nan_r2
 from leapscreen.combine import COMBINE_RULES, greedy_weights
 from leapscreen.errors import InputError
 from leapscreen.explain import intervals as _intervals
-from leapscreen.explain.domain import ApplicabilityDomain, normalise_lineages
+from leapscreen.explain.domain import (
+    ApplicabilityDomain,
+    normalise_lineages,
+    reconstruction_error,
+)
 from leapscreen.heads._cv import FALLBACK_RECORD
 from leapscreen.preprocess import Preprocessor
 
@@ -714,17 +718,25 @@ class LEAP(RegressorMixin, BaseEstimator):
         -------
         pandas.DataFrame
             Per sample: ``domain_distance``, ``domain_percentile``, ``lineage_seen``,
-            ``extrapolates``, ``domain_note``.
+            ``extrapolates``, ``domain_note``; with autoencoder representations also
+            ``reconstruction_error`` and ``reconstruction_ratio`` (to the training median).
         """
         train = self.training_expression()
         key = (n_neighbors, threshold)
+        reps = [m.representation for m in self.members_]
         cached = getattr(self, "_domain", None)
         if cached is None or cached[0] != key:
             domain = ApplicabilityDomain(n_neighbors, threshold)
             domain.fit(train.to_numpy(), getattr(self, "training_lineages_", None))
-            self._domain = cached = (key, domain)
+            err = reconstruction_error(reps, train.to_numpy())
+            self._domain = cached = (key, domain, None if err is None else float(np.median(err)))
         frame = self._frame(expression)
-        return cached[1].assess(self.preprocessor_.transform(frame), lineages, index=frame.index)
+        Xz = self.preprocessor_.transform(frame)
+        out = cached[1].assess(Xz, lineages, index=frame.index)
+        if cached[2] is not None:
+            out["reconstruction_error"] = reconstruction_error(reps, Xz)
+            out["reconstruction_ratio"] = out["reconstruction_error"] / max(cached[2], 1e-12)
+        return out
 
     def _combined(self, Xz: np.ndarray) -> np.ndarray:
         """The members' predictions combined by the fitted rule (mean or weights)."""

@@ -102,3 +102,31 @@ def test_parameters_and_normalised_labels():
         None,
         "skin",
     ]
+
+
+def test_reconstruction_error_of_autoencoders(fitted):
+    data, train, test, ridge = fitted
+    assert "reconstruction_error" not in ridge.applicability(data.expression.loc[test[:3]])
+    model = LEAP(
+        representation="damae",
+        head="ridge",
+        n_seeds=2,
+        latent_dim=8,
+        n_genes=150,
+        representation_params={"max_epochs": 20},
+    ).fit(data.expression.loc[train], data.responses.loc[train])
+    held_out = model.applicability(data.expression.loc[test])
+    shifted = model.applicability(data.expression.loc[test] + 2.0 * data.expression.std())
+    # held-out samples reconstruct about as well as the training ones; shifted ones far worse
+    assert 0.7 < held_out["reconstruction_ratio"].median() < 1.5
+    assert (shifted["reconstruction_ratio"] > 2.5 * held_out["reconstruction_ratio"]).all()
+    # the two seeds' errors averaged: each member's error computed by hand in its aligned space
+    Xz = model.preprocess(data.expression.loc[test[:5]]).astype(np.float64)
+    by_hand = []
+    for m in model.members_:
+        rep = m.representation
+        aligned = rep.aligner_.transform(Xz, np.full(5, rep.primary_source_, dtype=object))
+        by_hand.append(((rep.reconstruct(Xz.astype(np.float32)) - aligned) ** 2).mean(axis=1))
+    np.testing.assert_allclose(
+        held_out["reconstruction_error"].iloc[:5], np.mean(by_hand, axis=0), rtol=1e-5
+    )

@@ -391,8 +391,11 @@ INTERVALS_HELP = (
     "lower and upper beside value, then domain_percentile (how far the sample lies from the "
     "training samples: the fraction of training samples nearer to their own neighbours; near 1 = "
     "outside the training data) and extrapolates (true when domain_percentile >= 0.99 or the "
-    "lineage is absent from training). Wide format: domain_percentile and extrapolates after "
-    "sample, then for each perturbation P the columns P, P_lower, P_upper. A bound is inf / -inf "
+    "lineage is absent from training), lineage_seen with --samples, and for autoencoder "
+    "models reconstruction_ratio (the autoencoders' reconstruction error over the training "
+    "samples' median). Wide format: domain_percentile and extrapolates after "
+    "sample (and the other domain columns), then for each perturbation P the columns P, "
+    "P_lower, P_upper. A bound is inf / -inf "
     "where a perturbation has too few labelled training samples for the coverage."
 )
 
@@ -451,6 +454,8 @@ def _with_intervals(
     cols = ["domain_percentile", "extrapolates"]
     if domain["lineage_seen"].notna().any():
         cols.append("lineage_seen")
+    if "reconstruction_ratio" in domain:
+        cols.append("reconstruction_ratio")
     dom = domain[cols].copy()
     dom.index = pred.index
     if wide:

@@ -22,7 +22,12 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from leapscreen.errors import InputError
 
-__all__ = ["ApplicabilityDomain", "UNKNOWN_LINEAGES", "normalise_lineages"]
+__all__ = [
+    "ApplicabilityDomain",
+    "UNKNOWN_LINEAGES",
+    "normalise_lineages",
+    "reconstruction_error",
+]
 
 #: lineage labels that mean "not known": never flagged as unseen
 UNKNOWN_LINEAGES = frozenset({"", "unknown", "nan", "none", "na", "<unknown lineage>"})
@@ -177,3 +182,34 @@ class ApplicabilityDomain(BaseEstimator):
             },
             index=None if index is None else pd.Index(list(index), name="sample"),
         )
+
+
+def reconstruction_error(representations: Sequence[Any], X: np.ndarray) -> np.ndarray | None:
+    """Mean squared reconstruction error of each sample, averaged over the autoencoders.
+
+    Parameters
+    ----------
+    representations : sequence of fitted representations
+        Those with a ``reconstruct`` method are used (each object once); for a source-aligned one
+        (``aligner_``) the reconstruction is compared with the aligned input of the primary source.
+    X : numpy.ndarray of shape (n, d)
+        Samples in the representations' input space (z-scored genes).
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,), or None when no representation reconstructs.
+    """
+    seen: set[int] = set()
+    errors = []
+    X = np.asarray(X, dtype=np.float32)
+    for rep in representations:
+        if id(rep) in seen or not callable(getattr(rep, "reconstruct", None)):
+            continue
+        seen.add(id(rep))
+        target = X.astype(np.float64)
+        aligner = getattr(rep, "aligner_", None)
+        if aligner is not None:
+            target = aligner.transform(target, np.full(len(X), rep.primary_source_, dtype=object))
+        recon = np.asarray(rep.reconstruct(X), dtype=np.float64)
+        errors.append(np.mean((recon - target) ** 2, axis=1))
+    return np.mean(errors, axis=0) if errors else None
