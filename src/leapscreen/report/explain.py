@@ -297,7 +297,8 @@ def _features_table(ex: Explanation) -> str:
 
 
 def _pathways_table(pathways: pd.DataFrame) -> str:
-    top = pathways.sort_values("q", kind="mergesort").head(N_PATHWAYS)
+    top = pathways[pathways["overlap"] > 0] if "overlap" in pathways.columns else pathways
+    top = top.sort_values("q", kind="mergesort").head(N_PATHWAYS)
     rows = []
     for _, r in top.iterrows():
         genes = str(r.get("genes", "") or "").split(";")

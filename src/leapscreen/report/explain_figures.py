@@ -164,9 +164,12 @@ def plot_pathways(pathways: pd.DataFrame, n_top: int = 10, title: str | None = N
     -------
     matplotlib.figure.Figure
     """
-    top = pathways.sort_values("q", kind="mergesort").head(n_top)
+    top = pathways
+    if "overlap" in top.columns:
+        top = top[top["overlap"] > 0]  # a set without any stable gene says nothing
+    top = top.sort_values("q", kind="mergesort").head(n_top)
     n = len(top)
-    fig = Figure(figsize=(5.6, 1.3 + 0.3 * max(n, 2)))
+    fig = Figure(figsize=(4.6, 1.3 + 0.3 * max(n, 2)))
     ax = fig.add_subplot()
     q = np.clip(top["q"].to_numpy(float), 1e-300, 1.0)
     values = -np.log10(q)
@@ -180,12 +183,22 @@ def plot_pathways(pathways: pd.DataFrame, n_top: int = 10, title: str | None = N
             label = f" {int(k)}" + (f"/{int(s)}" if s is not None and pd.notna(s) else "")
             ax.text(v, yi, label, va="center", ha="left", fontsize=7)
     ax.set_yticks(y)
-    ax.set_yticklabels([_short(p) for p in top["pathway"]], fontsize=8)
+    ax.set_yticklabels([_short(p, 40) for p in top["pathway"]], fontsize=7)
     ax.invert_yaxis()
     top_value = float(values.max()) if n else 1.0
     ax.set_xlim(0.0, max(top_value * 1.18, -np.log10(0.05) * 1.3))
-    ax.set_xlabel("−log10 q (Benjamini–Hochberg); label: stable genes in the set / set size")
+    ax.set_xlabel("−log10 q (Benjamini–Hochberg)\nlabels: stable genes in the set / set size")
     ax.legend(loc="lower right", fontsize=8, frameon=False)
+    if n == 0:
+        ax.text(
+            0.5,
+            0.5,
+            "no gene set holds a stable gene",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            fontsize=9,
+        )
     ax.set_title(title or f"Top {n} pathways among the stable genes", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
