@@ -419,7 +419,7 @@ class LEAP(RegressorMixin, BaseEstimator):
         with _named_fallback_only():
             self._fit_members(plan, Xz, Y, extra, sources, unlabelled_sources, progress, oof)
         self._combine_weights(oof, Y)
-        self.calibration_ = self._calibrate(oof, Y)
+        self.calibration_ = self._calibrate(oof, Y, Xz)
         self._collapse()
         fallback = self.fallback_perturbations()
         if fallback:
@@ -511,17 +511,20 @@ class LEAP(RegressorMixin, BaseEstimator):
         self.weights_ = greedy_weights(stacked, Y, per_perturbation=self.combine == "cv")
 
     def _calibrate(
-        self, oof: list[np.ndarray | None], Y: np.ndarray
+        self, oof: list[np.ndarray | None], Y: np.ndarray, Xz: np.ndarray
     ) -> _intervals.ConformalCalibration | None:
         """The conformal calibration from the members' out-of-fold predictions, combined with the
-        members' weights as predictions are (None when a head gives no out-of-fold predictions)."""
+        members' weights as predictions are (None when a head gives no out-of-fold predictions).
+
+        The spread that normalises the scores is that of the members' own predictions of the
+        training rows: the quantity :meth:`predict_spread` gives for new samples. (The spread of
+        the out-of-fold predictions is about twice as large, since fold models differ more than the
+        full members: normalising by it undercovers by 5-10 points.)"""
         if any(o is None or o.shape != Y.shape for o in oof):
             logger.info("a head gives no out-of-fold predictions: no prediction intervals")
             return None
-        weights = self._member_weights()
-        stacked = np.stack(oof)
-        combined = np.einsum("mp,mnp->np", weights, stacked)
-        spread = _intervals.weighted_spread(stacked, weights) if len(oof) >= 2 else None
+        combined = np.einsum("mp,mnp->np", self._member_weights(), np.stack(oof))
+        spread = self.predict_spread(Xz) if len(oof) >= 2 else None
         return _intervals.calibrate(Y, combined, spread)
 
     def _member_weights(self) -> np.ndarray:

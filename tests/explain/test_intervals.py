@@ -64,6 +64,19 @@ def test_coverage_on_held_out_samples_is_nominal(screen, ridge_model):
         assert abs(covered - c) <= 0.03, (c, covered)
 
 
+def test_spread_normalised_coverage_is_nominal(screen):
+    data, train, test = screen
+    model = LEAP(
+        representation=[("genes", ["ridge", "rr-ridge"])],
+        n_seeds=1,
+        n_genes=200,
+        head_params={"standardize": False},
+    ).fit(data.expression.loc[train], data.responses.loc[train])
+    for c in (0.8, 0.9):
+        covered, _ = _coverage(model, data, test, c, normalize=True)
+        assert abs(covered - c) <= 0.03, (c, covered)
+
+
 def test_intervals_widen_with_coverage_and_are_nested(screen, ridge_model):
     data, _, test = screen
     grid = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
@@ -123,7 +136,17 @@ def test_calibration_is_the_weighted_combination_of_the_members_oof(screen):
     mean = np.einsum("mp,mnp->np", wn, oof)
     sd = np.sqrt(np.einsum("mp,mnp->np", wn, (oof - mean) ** 2))
     np.testing.assert_allclose(weighted_spread(oof, w), sd, atol=1e-12)
+    # the normalisation: the members' spread of their own predictions of the training rows
     assert cal.can_normalize
+    members = np.stack([m.predict(model.preprocess(X)) for m in model.members_])
+    spread = weighted_spread(members, w)
+    labelled = np.where(Y.notna().to_numpy(), spread, np.nan)
+    median = np.nanmedian(labelled, axis=0)
+    # one member chosen alone for a perturbation: no spread, so that column is not normalised
+    assert (median == 0).any() and (median > 0).any()
+    np.testing.assert_allclose(cal.offset, np.where(median > 0, median, np.nan), rtol=1e-6)
+    expected = np.where(median > 0, spread + median, 1.0)
+    np.testing.assert_allclose(cal.sigmas, expected, rtol=1e-6)
 
 
 def test_normalised_intervals_scale_with_the_spread():

@@ -8,8 +8,11 @@ ensemble combines its predictions, they give one out-of-fold prediction ``oof[i,
 * absolute: ``|y - oof|``;
 * normalised by the ensemble's spread (only with >= 2 members): ``|y - oof| / sigma`` with
   ``sigma = spread + median(spread)``, where ``spread`` is the (weighted) standard deviation of the
-  members' out-of-fold predictions of the row and the median is over the perturbation's labelled
-  rows (a floor, so that members that happen to agree do not give a zero-width interval).
+  members' predictions of the row - on the training rows for the calibration, on the new samples
+  for their intervals - and the median is over the perturbation's labelled training rows (a floor,
+  so that members that happen to agree do not give a zero-width interval). The spread of the
+  members' *out-of-fold* predictions is not used: fold models differ about twice as much as the
+  full members do on new samples, and normalising by it undercovers by 5-10 points.
 
 For a new sample and perturbation ``j`` the interval at coverage ``c`` is ``pred +/- q_j * sigma``
 where ``q_j`` is the ``ceil((n_j + 1) c)``-th smallest of the ``n_j`` scores of ``j``'s labelled
@@ -123,8 +126,8 @@ def calibrate(
     oof : numpy.ndarray of shape (n, p)
         The ensemble's out-of-fold predictions of the training rows (combined over members).
     spread : numpy.ndarray of shape (n, p), optional
-        The members' spread of their out-of-fold predictions (:func:`weighted_spread`); None with
-        one member.
+        The members' spread of their predictions of the training rows (:func:`weighted_spread`);
+        None with one member.
 
     Returns
     -------
