@@ -209,3 +209,13 @@ def test_write_refuses_to_overwrite_and_writes_atomically(tmp_path):
     write_explain_report(path, "second", [_explanation()], {}, overwrite=True)
     assert "<title>second</title>" in path.read_text(encoding="utf-8")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["explain.html"]  # no temp file left
+
+
+def test_figures_only_for_the_first_perturbations(monkeypatch):
+    import leapscreen.report.explain as rep
+
+    monkeypatch.setattr(rep, "MAX_FIGURED", 1)
+    html = render_explain_report("t", [_explanation(), _explanation("Dabrafenib", seed=1)], {})
+    assert len(re.findall(r'src="data:image/png', html)) == 4  # the first one's four figures
+    assert html.count("<section") == 2  # the second still has its numbers and tables
+    assert "Figures are drawn for the first 1 perturbations only" in html

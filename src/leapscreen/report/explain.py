@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 N_FEATURES = 25
 #: Pathways listed and drawn.
 N_PATHWAYS = 10
+#: Perturbations drawn with figures (the others get their numbers and tables only).
+MAX_FIGURED = 24
 #: Fidelity below which the page warns that the student explains the model poorly.
 LOW_FIDELITY = 0.5
 
@@ -318,7 +320,34 @@ def _pathways_table(pathways: pd.DataFrame) -> str:
     return _table(head, rows, text_last=True)
 
 
-def _section(i: int, ex: Explanation, response: str | None) -> str:
+def _figures(ex: Explanation) -> list[str]:
+    st = ex.stability
+    figures = [
+        _figure_html(
+            "Selection proportions (dashed: the chosen threshold)",
+            plot_selection_proportions(ex.features, float(st.threshold), n_top=N_FEATURES),
+        ),
+        _figure_html(
+            "Calibration (★ the chosen pair)",
+            plot_calibration(
+                st.penalties, st.thresholds, st.scores, int(st.penalty_index), float(st.threshold)
+            ),
+        ),
+    ]
+    if ex.pathways is not None and len(ex.pathways):
+        figures.append(_figure_html("Top pathways", plot_pathways(ex.pathways, n_top=N_PATHWAYS)))
+    if ex.contributions is not None:
+        pred = "" if ex.prediction is None else f" (predicted {_fmt(float(ex.prediction))})"
+        figures.append(
+            _figure_html(
+                f"Sample {ex.sample}{pred}: features pushing the prediction up or down",
+                plot_contributions(ex.contributions, title=f"Sample {ex.sample}{pred}"),
+            )
+        )
+    return figures
+
+
+def _section(i: int, ex: Explanation, response: str | None, with_figures: bool = True) -> str:
     st = ex.stability
     penalty = float(st.penalties[st.penalty_index])
     low = not np.isfinite(ex.fidelity) or ex.fidelity < LOW_FIDELITY
@@ -344,29 +373,13 @@ def _section(i: int, ex: Explanation, response: str | None) -> str:
             "model's predictions poorly on held-out samples: its features explain only part of "
             "what the model does; read them with care.</p>"
         )
-    figures = [
-        _figure_html(
-            "Selection proportions (dashed: the chosen threshold)",
-            plot_selection_proportions(ex.features, float(st.threshold), n_top=N_FEATURES),
-        ),
-        _figure_html(
-            "Calibration (★ the chosen pair)",
-            plot_calibration(
-                st.penalties, st.thresholds, st.scores, int(st.penalty_index), float(st.threshold)
-            ),
-        ),
-    ]
-    if ex.pathways is not None and len(ex.pathways):
-        figures.append(_figure_html("Top pathways", plot_pathways(ex.pathways, n_top=N_PATHWAYS)))
-    if ex.contributions is not None:
-        pred = "" if ex.prediction is None else f" (predicted {_fmt(float(ex.prediction))})"
-        figures.append(
-            _figure_html(
-                f"Sample {ex.sample}{pred}: features pushing the prediction up or down",
-                plot_contributions(ex.contributions, title=f"Sample {ex.sample}{pred}"),
-            )
+    if with_figures:
+        parts += ['<div class="figures">', *_figures(ex), "</div>"]
+    else:
+        parts.append(
+            f'<p class="note">Figures are drawn for the first {MAX_FIGURED} perturbations only '
+            "(the page stays small); the tables below and the CSV files hold everything.</p>"
         )
-    parts += ['<div class="figures">', *figures, "</div>"]
     what = f"the predicted {response}" if response else "the predicted response"
     parts.append(
         f'<p class="note">↑ raises {_esc(what)}, ↓ lowers it. Proportions are over random '
@@ -435,7 +448,7 @@ def render_explain_report(
             else ""
         )
         + "</p>",
-        *[_section(i, ex, response) for i, ex in enumerate(explanations)],
+        *[_section(i, ex, response, i < MAX_FIGURED) for i, ex in enumerate(explanations)],
         "<h2>Run</h2>",
         _kv_table(run_info),
         _provenance_html(settings),
