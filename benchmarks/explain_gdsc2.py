@@ -138,10 +138,18 @@ def find_drug(name: str, ids: list[str], counts: pd.Series) -> str | None:
 
 
 def biology_match(drug: str, table: pd.DataFrame, pathways: pd.DataFrame | None) -> dict:
-    """Compare the stable genes and top pathways with ``KNOWN[drug]``."""
+    """Compare the stable genes and top pathways with ``KNOWN[drug]``.
+
+    ``p_chance`` is the hypergeometric probability of at least as many marker genes among the
+    stable genes if the stable genes were a random draw from the model's genes.
+    """
+    from scipy.stats import hypergeom
+
     known = KNOWN[drug]
     stable = table[table["selected"].astype(bool)].set_index("feature")
     hits = [g for g in known["genes"] if g in stable.index]
+    markers = len(set(known["genes"]) & set(table["feature"]))
+    p_chance = float(hypergeom.sf(len(hits) - 1, len(table), markers, len(stable)))
     signed = [g for g in known["signs"] if g in stable.index]
     right = [g for g in signed if np.sign(stable.loc[g, "mean_coef"]) == known["signs"][g]]
     top_pw = []
@@ -151,6 +159,7 @@ def biology_match(drug: str, table: pd.DataFrame, pathways: pd.DataFrame | None)
     pw_hits = [p for p in top_pw if any(w in p.upper() for w in known["pathway_words"])]
     return {
         "hits": hits,
+        "p_chance": p_chance,
         "signs_right": len(right),
         "signs_known": len(signed),
         "pathway_hits": pw_hits,
@@ -272,6 +281,7 @@ def main() -> None:
                 "match": ("yes: " if m["match"] else "no")
                 + ", ".join(m["hits"][:6])
                 + (f" (signs {m['signs_right']}/{m['signs_known']})" if m["signs_known"] else "")
+                + (f", p={m['p_chance']:.1g}" if m["hits"] else "")
                 + (f"; pathways: {', '.join(m['pathway_hits'])}" if m["pathway_hits"] else ""),
                 "exact vs stable (Spearman / top-k)": exact,
             }
@@ -303,7 +313,10 @@ def main() -> None:
     for k, v in timings.items():
         print(f"  {k}: {v:.1f}s")
     n_match = sum(r["match"].startswith("yes") for r in rows)
-    print(f"match known biology: {n_match}/{len(rows)} drugs")
+    print(
+        f"match known biology: {n_match}/{len(rows)} drugs (p: chance of as many marker genes "
+        "among the stable genes, hypergeometric)"
+    )
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         result.to_csv(args.out / "biology_table.csv", index=False)

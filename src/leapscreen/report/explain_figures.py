@@ -63,9 +63,23 @@ def plot_selection_proportions(
     fig = Figure(figsize=(5.6, 1.3 + 0.22 * max(n, 3)))
     ax = fig.add_subplot()
     y = np.arange(n)
-    ax.barh(y, top["proportion"].to_numpy(float), color=_sign_colors(top["sign"]), height=0.75)
+    colors = _sign_colors(top["sign"])
+    if "selected" in top.columns:  # features below the threshold drawn pale
+        colors = [
+            c if sel else c + "66"
+            for c, sel in zip(colors, top["selected"].astype(bool), strict=True)
+        ]
+    ax.barh(y, top["proportion"].to_numpy(float), color=colors, height=0.75)
     ax.axvline(threshold, color="black", linestyle="--", linewidth=1.0)
-    ax.text(threshold, -0.75, f" threshold {threshold:.2f}", fontsize=8, va="center", ha="left")
+    right = threshold > 0.75  # the label left of the line near the right edge
+    ax.text(
+        threshold,
+        -0.75,
+        f"threshold {threshold:.2f} " if right else f" threshold {threshold:.2f}",
+        fontsize=8,
+        va="center",
+        ha="right" if right else "left",
+    )
     ax.set_yticks(y)
     ax.set_yticklabels([_short(f) for f in top["feature"]], fontsize=8)
     ax.invert_yaxis()
@@ -75,6 +89,7 @@ def plot_selection_proportions(
     handles = [
         ax.bar([0], [0], color=UP, label="raises the prediction"),
         ax.bar([0], [0], color=DOWN, label="lowers the prediction"),
+        ax.bar([0], [0], color=NEUTRAL + "66", label="below the threshold (pale)"),
     ]
     ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)
     ax.set_title(title or f"Top {n} features by selection proportion", fontsize=10)
