@@ -133,3 +133,24 @@ def test_leap_ridges_preset_is_the_mean_of_its_two_strategies(data):
     rr = ReducedRankRidgeHead(cv="loo", standardize=False, n_folds=5).fit(Xz, Y.to_numpy())
     expected = (ridge.predict(Xz) + rr.predict(Xz)) / 2
     np.testing.assert_allclose(model.predict(X).to_numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_leap_kernel_preset_is_rr_ridge_and_kernel_ridge_on_normal_scores(data):
+    from leapscreen.heads import NormalScoresHead, ReducedRankRidgeHead, RidgeHead
+    from leapscreen.models import make_model, model_names
+    from leapscreen.represent import RBFKernelRepresentation
+
+    X, Y = data
+    assert "leap-kernel" in model_names(with_baselines=False)
+    model = make_model("leap-kernel", n_genes=30).fit(X, Y)
+    assert [(m.kind, m.head_kind) for m in model.members_] == [
+        ("genes", "rr-ridge"),
+        ("rbf", "normal-scores"),
+    ]
+    assert not model.is_linear
+    Xz = model.preprocessor_.transform(X)
+    rr = ReducedRankRidgeHead(cv="loo", standardize=False, n_folds=5).fit(Xz, Y.to_numpy())
+    rep = RBFKernelRepresentation().fit(Xz)
+    krr = NormalScoresHead(RidgeHead(cv="loo", standardize=False)).fit(rep.transform(Xz), Y)
+    expected = (rr.predict(Xz) + krr.predict(rep.transform(Xz))) / 2
+    np.testing.assert_allclose(model.predict(X).to_numpy(), expected, rtol=1e-4, atol=1e-4)
