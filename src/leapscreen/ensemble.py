@@ -519,7 +519,8 @@ class LEAP(RegressorMixin, BaseEstimator):
         The spread that normalises the scores is that of the members' own predictions of the
         training rows: the quantity :meth:`predict_spread` gives for new samples. (The spread of
         the out-of-fold predictions is about twice as large, since fold models differ more than the
-        full members: normalising by it undercovers by 5-10 points.)"""
+        full members: normalising by it undercovers by 5-10 points on simulated screens; on GDSC2
+        the in-sample spread undercovers instead, hence absolute intervals by default.)"""
         if any(o is None or o.shape != Y.shape for o in oof):
             logger.info("a head gives no out-of-fold predictions: no prediction intervals")
             return None
@@ -666,8 +667,8 @@ class LEAP(RegressorMixin, BaseEstimator):
         coverage : float
             Nominal coverage in (0, 1) of each (sample, perturbation) interval.
         normalize : bool, optional
-            Scale each interval by the members' spread (>= 2 members); default
-            :data:`leapscreen.explain.intervals.DEFAULT_NORMALIZE`.
+            Scale each interval by the members' spread (>= 2 members; undercovers on GDSC2, see
+            :mod:`leapscreen.explain.intervals`); default False (one width per perturbation).
 
         Returns
         -------

@@ -77,7 +77,7 @@ def test_wide_layout_and_coverage(ridges, tmp_path):
         out = tmp_path / f"w{c}.csv"
         res = invoke(
             ["predict", model_dir, root / "new.csv", "--out", out, "--intervals", "--wide"]
-            + ["--coverage", c, "--spread", "-q"]
+            + ["--coverage", c, "-q"]
         )
         assert res.exit_code == 0, res.output
         table = pd.read_csv(out)
@@ -97,6 +97,6 @@ def test_bad_coverage_and_options_without_intervals(ridges, tmp_path):
         assert_clean_error(res, "--coverage", "between 0 and 1", "--coverage 0.9")
     res = invoke([*base, "--coverage", "0.8"])
     assert_clean_error(res, "--coverage", "--intervals")
-    res = invoke([*base, "--spread"])
-    assert_clean_error(res, "--spread", "--intervals")
+    res = invoke([*base, "--samples", root / "meta.csv"])
+    assert_clean_error(res, "--samples", "--intervals")
     assert not (tmp_path / "x.csv").exists()

@@ -404,7 +404,6 @@ def _interval_tables(
     model: Any,
     expr: pd.DataFrame,
     coverage: float,
-    spread: bool,
     samples: Path | None,
     encoding: str | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -422,7 +421,9 @@ def _interval_tables(
                 highlight=False,
                 soft_wrap=True,
             )
-    pred, lower, upper = model.predict_intervals(expr, coverage=coverage, normalize=spread)
+    # absolute intervals: the spread-normalised ones undercover on real data (see
+    # leapscreen.explain.intervals), so the command offers only the validated kind
+    pred, lower, upper = model.predict_intervals(expr, coverage=coverage, normalize=False)
     domain = model.applicability(expr, lineages=None if lineages is None else list(lineages))
     return pred, lower, upper, domain
 
@@ -494,12 +495,6 @@ def predict_command(
         help="Nominal coverage of the intervals, a fraction in (0, 1) (default 0.9; needs "
         "--intervals).",
     ),
-    spread: bool = typer.Option(
-        False,
-        "--spread",
-        help="Scale each interval by the spread of the ensemble's members (>= 2 members); the "
-        "default intervals have one width per perturbation.",
-    ),
     samples: Path = typer.Option(
         None,
         "--samples",
@@ -519,7 +514,7 @@ def predict_command(
     from leapscreen.explain.intervals import check_coverage
 
     device = check_device(device)
-    for option, given in (("--coverage", coverage), ("--spread", spread), ("--samples", samples)):
+    for option, given in (("--coverage", coverage), ("--samples", samples)):
         if given not in (None, False) and not intervals:
             raise InputError(f"{option} applies to intervals only", fix="add --intervals")
     if intervals:
@@ -533,9 +528,7 @@ def predict_command(
         expression, encoding=encoding, log_transform=lt if isinstance(lt, bool) else None
     )
     if intervals:
-        pred, lower, upper, domain = _interval_tables(
-            model, expr, coverage, spread, samples, encoding
-        )
+        pred, lower, upper, domain = _interval_tables(model, expr, coverage, samples, encoding)
     else:
         pred = model.predict(expr)
     if perturbations is not None:

@@ -14,6 +14,14 @@ ensemble combines its predictions, they give one out-of-fold prediction ``oof[i,
   members' *out-of-fold* predictions is not used: fold models differ about twice as much as the
   full members do on new samples, and normalising by it undercovers by 5-10 points.
 
+Absolute scores are the default, and the only kind ``leapscreen predict --intervals`` writes: on
+simulated screens both kinds cover nominally, but on held-out GDSC2 lines (``leap-ridges``, 3 splits,
+``benchmarks/intervals_coverage.py``) the absolute intervals cover 0.792 / 0.895 / 0.948 at
+0.8 / 0.9 / 0.95, while the spread-normalised ones cover only 0.724 / 0.841 / 0.909 (there the
+members agree more on their own training rows than on new lines) at hardly smaller widths. The
+members' spread is not exchangeable between training rows and new samples in general; use
+``normalize=True`` only where its coverage was checked.
+
 For a new sample and perturbation ``j`` the interval at coverage ``c`` is ``pred +/- q_j * sigma``
 where ``q_j`` is the ``ceil((n_j + 1) c)``-th smallest of the ``n_j`` scores of ``j``'s labelled
 training rows (the finite-sample split-conformal quantile; infinite when ``ceil((n_j + 1) c) > n_j``).
