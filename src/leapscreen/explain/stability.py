@@ -61,7 +61,6 @@ are sharp's ``StabilityScore`` default, 0.60 to 0.90 by 0.01.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,9 +83,15 @@ __all__ = [
 DEFAULT_THRESHOLDS = np.round(np.arange(0.60, 0.905, 0.01), 2)
 _MIN_LABELLED = 6  # a perturbation needs this many labelled rows (subsamples of 3)
 _INIT_TOP = 32  # largest marginal correlations in the first working set
-_CAP_FACTOR = 3.0  # a subsample's path stops beyond this many times the largest allowed q
-_KKT_SLACK = 1e-3  # relative slack on |gradient| <= penalty (the solver's tolerance)
-_CD_TOL = 1e-6  # scikit-learn coordinate descent: duality gap <= tol * ||y||^2
+_CAP_FACTOR = (
+    1.0  # the grid ends where the mean count exceeds this many times the largest allowed q
+)
+_KKT_SLACK = 1e-4  # relative slack on |gradient| <= penalty (float32 gradients)
+_TOL = 1e-10  # the path solver's tolerance (its solutions satisfy the KKT conditions exactly)
+_BATCH = 200  # problems solved together (Gram matrices of at most ~264^2 each)
+_WINDOW = 2  # violations within this many penalties of the first one join a working set
+_PILOTS = 4  # subsamples per perturbation solved first; their active features seed the others
+_GRAD_BATCH = 16  # problems whose gradients are formed together
 
 
 @dataclass(repr=False)
@@ -286,83 +291,137 @@ def choose_pair(scores: np.ndarray, bounds: np.ndarray) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- the solver
 
 
-def _restricted_path(
-    Xw: np.ndarray, y: np.ndarray, grid: np.ndarray, start: np.ndarray | None
-) -> np.ndarray:
-    """LASSO path of centred ``y`` on centred ``Xw`` (m, d): coefficients (d, L)."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import enet_path
+@dataclass
+class _Problem:
+    """One (perturbation, subsample) LASSO path and its working set."""
 
-    Xw = np.asfortranarray(Xw)
-    gram = np.ascontiguousarray(Xw.T @ Xw)
-    xy = np.ascontiguousarray(Xw.T @ y)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        _, coefs, _ = enet_path(
-            Xw,
-            y,
-            l1_ratio=1.0,
-            alphas=grid,
-            precompute=gram,
-            Xy=xy,
-            coef_init=None if start is None else np.ascontiguousarray(start),
-            check_input=False,
-            tol=_CD_TOL,
-            max_iter=10_000,
-        )
-    return coefs
+    pert: int  # position of the perturbation in the chunk
+    k: int  # subsample
+    rows: np.ndarray  # labelled rows of the subsample (sorted)
+    yc: np.ndarray  # centred responses on those rows
+    grid: np.ndarray  # the perturbation's penalties
+    S: np.ndarray  # working set (sorted feature indices)
+    coef: np.ndarray | None = None  # (L, |S|) solutions on the working set
 
 
-def _lasso_path(
-    Z: np.ndarray,
-    rows: np.ndarray,
-    y: np.ndarray,
-    grid: np.ndarray,
-    hint: np.ndarray,
-    cap: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact LASSO path on ``Z[rows]`` (intercept unpenalised) by working sets.
+def _gradients(Z32: np.ndarray, problems: list[_Problem], residuals: list[np.ndarray]) -> list:
+    """``|Z[rows]' r| / m`` of every feature for each problem's residual columns (float32).
 
-    The path stops before the first penalty whose solution has more than ``cap`` nonzero
-    coefficients. Returns the working set ``W`` (sorted feature indices) and the coefficients
-    ``(|W|, L')`` at the first ``L' <= len(grid)`` penalties (all other coefficients are zero).
+    Residuals of centred fits sum to zero, so the centring of ``Z[rows]`` cancels.
     """
-    m = rows.size
-    Zs = Z[rows]
-    mean = Zs.mean(axis=0)
-    yc = y - y.mean()
-    corr = np.abs(Zs.T @ yc) / m
-    F = Z.shape[1]
-    top = np.argpartition(-corr, min(_INIT_TOP, F - 1))[: min(_INIT_TOP, F)]
-    W = np.union1d(top, hint).astype(np.intp)
-    L = grid.size
-    coefs = np.zeros((W.size, L))
-    first = 0  # penalties before this one are final
-    while True:
-        Xw = Zs[:, W] - mean[W]
-        start = None if first == 0 else coefs[:, first - 1]
-        sub = _restricted_path(Xw, yc, grid[first:L], start)
-        dense = np.flatnonzero((sub != 0).sum(axis=0) > cap)
-        if dense.size:  # the path ends before the first penalty with too many features
-            L = first + int(dense[0])
-            sub = sub[:, : int(dense[0])]
-            if first >= L:
-                return W, coefs[:, :L]
-        coefs[:, first:L] = sub
-        R = yc[:, None] - Xw @ sub  # (m, L - first) residuals; they sum to zero
-        G = np.abs(Zs.T @ R) / m  # gradients of every feature (centring cancels)
-        G[W] = 0.0
-        bad = G > grid[first:L][None, :] * (1.0 + _KKT_SLACK)
-        viol_cols = np.flatnonzero(bad.any(axis=0))
-        if not viol_cols.size:
-            return W, coefs[:, :L]
-        l0 = int(viol_cols[0])
-        new = np.flatnonzero(bad[:, l0:].any(axis=1))
-        first += l0
-        W2 = np.union1d(W, new).astype(np.intp)
-        grown = np.zeros((W2.size, coefs.shape[1]))
-        grown[np.searchsorted(W2, W)] = coefs
-        W, coefs = W2, grown
+    out = []
+    for prob, R in zip(problems, residuals, strict=True):
+        block = Z32[prob.rows]
+        out.append(np.abs(block.T @ R.astype(np.float32)) / np.float32(prob.rows.size))
+    return out
+
+
+def _violators(g: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Features violating ``|gradient| <= penalty`` on the path (``g`` (F, L)), as a sequential
+    path would meet them: those whose first violation lies within ``_WINDOW`` penalties of the
+    first violation of all (later ones are mostly artefacts of the missing features)."""
+    bad = g > grid[None, :] * (1.0 + _KKT_SLACK)
+    hit = np.flatnonzero(bad.any(axis=1))
+    if not hit.size:
+        return hit
+    first = np.argmax(bad[hit], axis=1)
+    return hit[first <= first.min() + _WINDOW]
+
+
+def _solve_batch(Z: np.ndarray, problems: list[_Problem], L: np.ndarray, workers) -> None:
+    """Paths of many problems on their working sets at once (the project's batched active-set
+    path solver), written into ``problem.coef`` for the first ``L[problem.pert]`` penalties."""
+    from threadpoolctl import threadpool_limits
+
+    from leapscreen.heads._solvers._linalg import _PAD, _checked_inverse
+    from leapscreen.heads._solvers.path import _PathSolver
+
+    B = len(problems)
+    sizes = np.array([p.S.size for p in problems])
+    d = int(-(-max(int(sizes.max()), 1) // _PAD) * _PAD)
+    G = np.zeros((B, d + _PAD, d + _PAD))
+    G[:, np.arange(d, d + _PAD), np.arange(d, d + _PAD)] = 1.0
+    C = np.zeros((B, d))
+    yy = np.zeros(B)
+    n_rows = np.zeros(B, dtype=np.int64)
+    for b, prob in enumerate(problems):
+        s, m = prob.S.size, prob.rows.size
+        Xs = Z[np.ix_(prob.rows, prob.S)]
+        Xs -= Xs.mean(axis=0)
+        G[b, :s, :s] = Xs.T @ Xs / m
+        G[b, np.arange(s, d), np.arange(s, d)] = 1.0  # dummy coordinates: never enter
+        C[b, :s] = Xs.T @ prob.yc / m
+        yy[b] = prob.yc @ prob.yc / m
+        n_rows[b] = m
+    with threadpool_limits(1, user_api="blas"):
+        inverse = _checked_inverse(G, d, workers)
+    solver = _PathSolver(
+        G,
+        C,
+        yy,
+        np.arange(B),
+        l1_ratio=1.0,
+        tol=_TOL,
+        max_iter=10_000,
+        inverse=inverse,
+        device="cpu",
+        workers=workers,
+        n_rows=n_rows,
+    )
+    lengths = np.array([L[p.pert] for p in problems])
+    grids = np.stack([p.grid for p in problems])
+    out = np.zeros((B, int(lengths.max()), d))
+    with threadpool_limits(1, user_api="blas"):
+        for li in range(int(lengths.max())):
+            alpha = grids[np.arange(B), np.minimum(li, lengths - 1)]
+            solver.advance(np.minimum(alpha, solver.alpha), final=True)
+            out[:, li] = solver.W
+    for b, prob in enumerate(problems):
+        prob.coef = out[b, : lengths[b], : prob.S.size].copy()
+
+
+def _solve_chunk(
+    Z: np.ndarray,
+    Z32: np.ndarray,
+    problems: list[_Problem],
+    caps: np.ndarray,
+    L: np.ndarray,
+    workers,
+) -> None:
+    """Exact paths of all problems of a chunk: working sets grow until no feature outside them
+    violates the optimality conditions at any penalty kept; the grid of a perturbation ends
+    before the first penalty where its subsamples select more than ``caps`` features on average
+    (``L`` is updated in place)."""
+    pending = problems
+    while pending:
+        for a in range(0, len(pending), _BATCH):
+            _solve_batch(Z, pending[a : a + _BATCH], L, workers)
+        for pert in {p.pert for p in pending}:
+            mine = [p for p in problems if p.pert == pert and p.coef is not None]
+            width = min(p.coef.shape[0] for p in mine)
+            mean_nnz = np.mean([(p.coef[:width] != 0).sum(axis=1) for p in mine], axis=0)
+            over = np.flatnonzero(mean_nnz > caps[pert])
+            if over.size:
+                L[pert] = max(1, min(L[pert], int(over[0])))
+        residuals = []
+        for p in pending:
+            p.coef = p.coef[: L[p.pert]]
+            Xs = Z[np.ix_(p.rows, p.S)]
+            Xs -= Xs.mean(axis=0)
+            residuals.append(p.yc[:, None] - Xs @ p.coef.T)
+        still = []
+        for a in range(0, len(pending), _GRAD_BATCH):
+            part = pending[a : a + _GRAD_BATCH]
+            for p, g in zip(
+                part, _gradients(Z32, part, residuals[a : a + _GRAD_BATCH]), strict=True
+            ):
+                g[p.S] = 0.0
+                new = _violators(g, p.grid[: L[p.pert]])
+                if new.size:
+                    p.S = np.union1d(p.S, new).astype(np.intp)
+                    p.coef = None
+                    still.append(p)
+        pending = still
 
 
 # ----------------------------------------------------------------------------- the driver
@@ -412,6 +471,11 @@ def penalty_grid(
     return lam_max * np.geomspace(1.0, penalty_ratio, n_penalties)
 
 
+def _chunks(P: int, K: int) -> list[np.ndarray]:
+    per = max(1, _BATCH // max(K, 1))
+    return [np.arange(a, min(P, a + per)) for a in range(0, P, per)]
+
+
 def stability_selection(
     X: np.ndarray,
     Y: np.ndarray,
@@ -422,6 +486,7 @@ def stability_selection(
     pfer_max: float | None = 1.0,
     penalty_ratio: float = 0.01,
     random_state: int = 0,
+    n_jobs: int | None = None,
 ) -> list[StabilityResult]:
     """Calibrated stability selection of the features of ``X`` for every column of ``Y``.
 
@@ -435,7 +500,7 @@ def stability_selection(
     n_subsamples : int, default 100
         ``K``, random half-subsamples of the labelled rows.
     n_penalties : int, default 50
-        Length of the penalty grid.
+        Length of the penalty grid (before the dense end is cut, see the module docstring).
     thresholds : array-like, optional
         Selection-proportion thresholds in (0.5, 1); default 0.60 to 0.90 by 0.01 (sharp's
         ``StabilityScore`` default).
@@ -450,12 +515,16 @@ def stability_selection(
         Smallest penalty of the grid, relative to the largest.
     random_state : int, default 0
         Seed of the subsamples (same seed, same result).
+    n_jobs : int, optional
+        Threads of the path solver (default: the CPUs available).
 
     Returns
     -------
     list of StabilityResult
         One per column of ``Y``.
     """
+    from leapscreen.heads._solvers._linalg import _default_jobs, _Workers
+
     X, Y = _check_inputs(X, Y)
     t = _as_thresholds(thresholds)
     K = int(n_subsamples)
@@ -468,70 +537,134 @@ def stability_selection(
     if pfer_max is not None and not pfer_max > 0:
         raise InputError(f"pfer_max must be > 0, got {pfer_max!r}", fix="pass e.g. 1 or 5")
     n, F = X.shape
+    P = Y.shape[1]
+    n_pen = int(n_penalties)
     Z = _zscore(X)
+    Z32 = Z.astype(np.float32)
     max_selected = None
     if pfer_max is not None:
         # the largest q any threshold allows: q^2 / ((2 pi - 1) N) <= pfer_max
         max_selected = float(np.sqrt(pfer_max * (2.0 * t.max() - 1.0) * F))
     rng = np.random.default_rng(random_state)
     ranks = np.argsort(np.stack([rng.permutation(n) for _ in range(K)]), axis=1)  # (K, n)
-    results = []
-    for p in range(Y.shape[1]):
-        results.append(
-            _one_perturbation(
-                Z, Y[:, p], ranks, int(n_penalties), penalty_ratio, t, pfer_max, max_selected
+    workers = _Workers(_default_jobs() if n_jobs is None else int(n_jobs))
+    results: list[StabilityResult] = []
+    try:
+        for cols in _chunks(P, K):
+            results.extend(
+                _run_chunk(
+                    Z,
+                    Z32,
+                    Y,
+                    cols,
+                    ranks,
+                    n_pen,
+                    penalty_ratio,
+                    t,
+                    pfer_max,
+                    max_selected,
+                    workers,
+                )
             )
-        )
+    finally:
+        workers.close()
     return results
 
 
-def _one_perturbation(
-    Z: np.ndarray,
-    y_all: np.ndarray,
-    ranks: np.ndarray,
-    n_penalties: int,
-    penalty_ratio: float,
-    thresholds: np.ndarray,
-    pfer_max: float | None,
-    max_selected: float | None,
-) -> StabilityResult:
-    labelled = np.flatnonzero(~np.isnan(y_all))
-    n_lab = labelled.size
-    half = n_lab // 2
+def _run_chunk(
+    Z,
+    Z32,
+    Y,
+    cols,
+    ranks,
+    n_pen,
+    penalty_ratio,
+    thresholds,
+    pfer_max,
+    max_selected,
+    workers,
+) -> list[StabilityResult]:
+    """Stability selection of the perturbations ``cols`` (solved together)."""
     K = ranks.shape[0]
     F = Z.shape[1]
-    grid = penalty_grid(Z[labelled], y_all[labelled], n_penalties, penalty_ratio)
-    counts = np.zeros((n_penalties, F), dtype=np.int32)
-    coef_sum = np.zeros((n_penalties, F))
-    hint = np.zeros(0, dtype=np.intp)
-    L = n_penalties if grid[0] > 0 else 1
-    cap = max(1, half // 2)
-    if max_selected is not None:
-        cap = min(cap, max(1, int(np.ceil(_CAP_FACTOR * max_selected))))
-    if grid[0] > 0:
+    grids, caps, n_lab = [], [], []
+    problems: list[_Problem] = []
+    for i, col in enumerate(cols):
+        y_all = Y[:, col]
+        labelled = np.flatnonzero(~np.isnan(y_all))
+        half = labelled.size // 2
+        grid = penalty_grid(Z[labelled], y_all[labelled], n_pen, penalty_ratio)
+        cap = max(1, half // 2)
+        if max_selected is not None:
+            cap = min(cap, max(1, int(np.ceil(_CAP_FACTOR * max_selected))))
+        grids.append(grid)
+        caps.append(cap)
+        n_lab.append(labelled.size)
+        if grid[0] <= 0:
+            continue  # constant responses: nothing is ever selected
         for k in range(K):
             order = np.argsort(ranks[k, labelled], kind="stable")
             rows = np.sort(labelled[order[:half]])
-            W, coefs = _lasso_path(Z, rows, y_all[rows], grid[:L], hint, cap)
-            L = max(1, coefs.shape[1])  # later subsamples stop where this one stopped
-            coefs = coefs[:, :L]
-            nz = coefs != 0
-            counts[:L, W] += nz.T
-            coef_sum[:L, W] += coefs.T
-            hint = W[nz.any(axis=1)]
-    grid, counts, coef_sum = grid[:L], counts[:L], coef_sum[:L]
+            y = y_all[rows]
+            problems.append(_Problem(i, k, rows, y - y.mean(), grid, np.zeros(0, dtype=np.intp)))
+    L = np.array([n_pen if g[0] > 0 else 1 for g in grids])
+    if problems:
+        # first working sets: the largest marginal correlations of each subsample; the pilot
+        # subsamples of each perturbation are solved first, and the features active in any of
+        # them join the working sets of the others
+        for a in range(0, len(problems), _GRAD_BATCH):
+            part = problems[a : a + _GRAD_BATCH]
+            grads = _gradients(Z32, part, [p.yc[:, None] for p in part])
+            for p, g in zip(part, grads, strict=True):
+                top = min(F, _INIT_TOP)
+                p.S = np.sort(np.argpartition(-g[:, 0], top - 1)[:top]).astype(np.intp)
+        caps_arr = np.asarray(caps, dtype=np.float64)
+        pilots = [p for p in problems if p.k < _PILOTS]
+        rest = [p for p in problems if p.k >= _PILOTS]
+        _solve_chunk(Z, Z32, pilots, caps_arr, L, workers)
+        seeds: dict[int, np.ndarray] = {}
+        for p in pilots:
+            active = p.S[(p.coef != 0).any(axis=0)]
+            seeds[p.pert] = np.union1d(seeds.get(p.pert, active), active)
+        for p in rest:
+            p.S = np.union1d(p.S, seeds.get(p.pert, p.S)).astype(np.intp)
+        _solve_chunk(Z, Z32, rest, caps_arr, L, workers)
+    out = []
+    for i in range(len(cols)):
+        Li = int(L[i])
+        counts = np.zeros((Li, F), dtype=np.int32)
+        coef_sum = np.zeros((Li, F))
+        for p in problems:
+            if p.pert != i:
+                continue
+            c = p.coef[:Li]
+            counts[:, p.S] += c != 0
+            coef_sum[:, p.S] += c
+        out.append(_finish(grids[i][:Li], counts, coef_sum, K, thresholds, pfer_max, n_lab[i]))
+    return out
+
+
+def _finish(
+    grid: np.ndarray,
+    counts: np.ndarray,
+    coef_sum: np.ndarray,
+    K: int,
+    thresholds: np.ndarray,
+    pfer_max: float | None,
+    n_lab: int,
+) -> StabilityResult:
+    F = counts.shape[1]
     q = counts.sum(axis=1) / K
     scores = stability_score(counts, K, thresholds)
     bounds = mb_bound(q, F, thresholds)
     if pfer_max is not None:
         scores = np.where(bounds <= pfer_max, scores, np.nan)
     li, ti = choose_pair(scores, bounds)
-    proportions = (counts / K).astype(np.float32)
     threshold = float(thresholds[ti])
     return StabilityResult(
         penalties=grid,
         thresholds=thresholds.copy(),
-        proportions=proportions,
+        proportions=(counts / K).astype(np.float32),
         scores=scores,
         penalty_index=int(li),
         threshold=threshold,
