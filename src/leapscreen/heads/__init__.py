@@ -18,8 +18,8 @@ from leapscreen.heads.lasso import PSLassoHead
 from leapscreen.heads.linear import ElasticNetHead, MeanHead, RidgeHead
 from leapscreen.heads.mlp import PSMLPHead
 from leapscreen.heads.multitask import ReducedRankRidgeHead, StackedHead
-from leapscreen.heads.targets import NormalScoresHead
 from leapscreen.heads.pan import PanLightGBMHead, PanMLPHead, PanTDNNHead
+from leapscreen.heads.targets import NormalScoresHead
 
 __all__ = [
     "ElasticNetHead",
