@@ -322,3 +322,25 @@ def refuse_existing(
         found = "a file" if directory else "a directory"
         raise InputError(f"the {what} path is {found}", path=path, fix=f"give {expected}")
     return path
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a synced temporary file and a rename.
+
+    The target is either left as it was or holds the whole text; the temporary file is removed
+    if anything fails. Mode 0o644, as the reports have always been written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

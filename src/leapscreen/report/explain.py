@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from leapscreen._version import __version__
-from leapscreen.persist.atomic import refuse_existing
+from leapscreen.persist.atomic import refuse_existing, write_text_atomic
 from leapscreen.report.explain_figures import (
     plot_calibration,
     plot_contributions,
@@ -496,18 +495,6 @@ def write_explain_report(
         fix="pass --overwrite (overwrite=True) to replace it, or choose another path",
     )
     text = render_explain_report(title, explanations, settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(path, text)
     logger.info("wrote explanation page %s (%.1f kB)", path, len(text) / 1e3)
     return path

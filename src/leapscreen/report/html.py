@@ -11,7 +11,6 @@ import logging
 import os
 import shlex
 import struct
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from leapscreen._version import __version__
-from leapscreen.persist.atomic import refuse_existing
+from leapscreen.persist.atomic import refuse_existing, write_text_atomic
 
 __all__ = ["figure_to_data_uri", "render_html_report", "write_html_report"]
 
@@ -490,18 +489,6 @@ def write_html_report(
         fix="pass --overwrite (overwrite=True) to replace it, or choose another path",
     )
     text = render_html_report(title, results, per_perturbation, figures, settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(path, text)
     logger.info("wrote HTML report %s (%.1f kB)", path, len(text) / 1e3)
     return path
